@@ -108,9 +108,17 @@ func exitCode(w io.Writer, err error) int {
 func printError(w io.Writer, err error) {
 	msg := err.Error()
 	fmt.Fprintf(w, "guardrun: error: %s\n", msg)
+	hint := ""
 	var he *HintError
-	if errors.As(err, &he) && he.Hint != "" {
-		for _, line := range strings.Split(he.Hint, "\n") {
+	var ce *ConfigError
+	switch {
+	case errors.As(err, &he):
+		hint = he.Hint
+	case errors.As(err, &ce):
+		hint = ce.Hint
+	}
+	if hint != "" {
+		for _, line := range strings.Split(hint, "\n") {
 			fmt.Fprintf(w, "guardrun: hint: %s\n", line)
 		}
 	}

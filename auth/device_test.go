@@ -47,9 +47,9 @@ func TestDeviceFlowBranches(t *testing.T) {
 				12 * time.Second, 12 * time.Second},
 		},
 		{
-			name:     "no interval means 5s",
-			interval: 0,
-			script:   []reply{granted()},
+			name:      "no interval means 5s",
+			interval:  0,
+			script:    []reply{granted()},
 			wantSleep: []time.Duration{5 * time.Second},
 		},
 		{

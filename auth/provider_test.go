@@ -88,10 +88,10 @@ func (fp *fakeProvider) serve(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
 	case "/.well-known/openid-configuration":
 		d := map[string]any{
-			"issuer":                 fp.srv.URL,
-			"token_endpoint":         fp.srv.URL + "/token",
-			"jwks_uri":               fp.srv.URL + "/keys",
-			"authorization_endpoint": fp.srv.URL + "/auth",
+			"issuer":                                fp.srv.URL,
+			"token_endpoint":                        fp.srv.URL + "/token",
+			"jwks_uri":                              fp.srv.URL + "/keys",
+			"authorization_endpoint":                fp.srv.URL + "/auth",
 			"id_token_signing_alg_values_supported": []string{"RS256"},
 		}
 		if !fp.noDev {

@@ -158,15 +158,19 @@ type ApprovalAnswered struct {
 
 // Result: a command's outcome as the client saw it.
 type Result struct {
-	Connection string         `json:"connection"`
-	ConnID     uint64         `json:"conn_id"`
-	Seq        uint64         `json:"query_seq"`
-	Index      int            `json:"index"`
-	Tag        string         `json:"tag,omitempty"` // "SELECT 10"
-	Rows       int64          `json:"rows"`
-	SQLState   string         `json:"sqlstate,omitempty"`
-	Duration   time.Duration  `json:"duration_ns"`
-	Masked     map[string]int `json:"masked,omitempty"` // by detector ("email") and column ("column public.users.ssn")
+	Connection string        `json:"connection"`
+	ConnID     uint64        `json:"conn_id"`
+	Seq        uint64        `json:"query_seq"`
+	Index      int           `json:"index"`
+	Tag        string        `json:"tag,omitempty"` // "SELECT 10"
+	Rows       int64         `json:"rows"`
+	SQLState   string        `json:"sqlstate,omitempty"`
+	Duration   time.Duration `json:"duration_ns"`
+	// Masked counts the values masked in this result by detector or rule
+	// ("email", "card"); its sum is the number of values masked.
+	// MaskedColumns counts the same values by column ("public.users.email").
+	Masked        map[string]int `json:"masked,omitempty"`
+	MaskedColumns map[string]int `json:"masked_columns,omitempty"`
 }
 
 // Warning: something a reader of the record should know (a store hiccup,

@@ -81,6 +81,9 @@ func (st *Store) Create(start Start) (*Session, error) {
 	if err != nil {
 		return nil, &StoreError{Op: "create events", Path: dir, Err: err}
 	}
+	// The lock tells readers that a live guardrun still writes this record;
+	// it goes away with the process, however it ends.
+	_ = lockFile(f)
 	s := &Session{
 		id: id, dir: dir, store: st, opts: st.opts,
 		log:    st.log.With("session", id),

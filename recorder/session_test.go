@@ -20,7 +20,7 @@ func (c *fakeClock) Now() time.Time { c.t = c.t.Add(c.step); return c.t }
 
 type memKeys map[string][]byte
 
-func (m memKeys) Get(n string) ([]byte, error)  { return m[n], nil }
+func (m memKeys) Get(n string) ([]byte, error) { return m[n], nil }
 func (m memKeys) Set(n string, d []byte) error { m[n] = d; return nil }
 
 func testStore(t testing.TB, opts StoreOptions) *Store {

@@ -58,6 +58,9 @@ type StoreOptions struct {
 	// OnFailure, if set, is called (from the session's writer goroutine)
 	// when writing first fails, and again with nil when it recovers.
 	OnFailure func(session string, err error)
+	// User names who works the store (a local user or an email); the store
+	// log records it with a prune.
+	User string
 	// MaxBacklog caps the bytes held in memory in FailWarn mode. Default 64 MiB.
 	MaxBacklog int
 }

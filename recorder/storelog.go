@@ -85,17 +85,12 @@ func lastChainLine(f *os.File) (uint64, string, error) {
 	}
 }
 
-// readLines calls fn with each line of path (without its newline) and
-// whether it ended with a newline. A missing file is fs.ErrNotExist.
-func readLines(path string, fn func(n int, line []byte, complete bool) error) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	r := bufio.NewReaderSize(f, 64<<10)
+// readLines calls fn with each line of r (without its newline) and
+// whether it ended with a newline.
+func readLines(r io.Reader, fn func(n int, line []byte, complete bool) error) error {
+	br := bufio.NewReaderSize(r, 64<<10)
 	for n := 1; ; n++ {
-		line, err := r.ReadBytes('\n')
+		line, err := br.ReadBytes('\n')
 		if len(line) > 0 {
 			complete := line[len(line)-1] == '\n'
 			if complete {

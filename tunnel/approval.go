@@ -252,6 +252,15 @@ func (b *Broker) resolveLocked(p *pending, a policy.Answer) {
 	p.done <- a
 }
 
+// Answer resolves request id as Subscription.Answer does, for a caller that
+// answers without watching (`guardrun approvals approve ID`).
+func (b *Broker) Answer(ctx context.Context, id string, a policy.Answer) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return b.resolve(id, a)
+}
+
 // Close ends the session's approvals: pending requests are denied (their
 // askers return), later requests are denied at once, and every
 // subscription's Updates channel is closed.
@@ -347,10 +356,7 @@ func (s *Subscription) Updates() <-chan []policy.ApprovalRequest { return s.ch }
 // error wrapping ErrAlreadyAnswered, an id that never existed one wrapping
 // ErrUnknownRequest. An empty a.Via becomes "approvals".
 func (s *Subscription) Answer(ctx context.Context, id string, a policy.Answer) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	return s.b.resolve(id, a)
+	return s.b.Answer(ctx, id, a)
 }
 
 // Close detaches the subscriber and closes its Updates channel. Requests

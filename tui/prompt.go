@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/charmbracelet/bubbles/cursor"
 	"github.com/charmbracelet/bubbles/key"
 	"github.com/charmbracelet/bubbles/textinput"
 	tea "github.com/charmbracelet/bubbletea"
@@ -116,6 +117,8 @@ func NewPrompt(opts PromptOptions, pending []policy.ApprovalRequest) Prompt {
 	ti.Prompt = "note: "
 	ti.Placeholder = "returned to the agent with the deny"
 	ti.CharLimit = 300
+	// A steady cursor: no blink ticks repainting over the agent's terminal.
+	ti.Cursor.SetMode(cursor.CursorStatic)
 	m := Prompt{opts: opts, keys: keys, now: opts.Now, w: opts.Width, h: opts.Height, note: ti}
 	m, _ = m.setPending(pending)
 	return m

@@ -136,7 +136,7 @@ type ConfigError struct {
 	Err   error
 }
 
-func (e *ConfigError) Error() string  { return fmt.Sprintf("pg: config %s: %v", e.Field, e.Err) }
+func (e *ConfigError) Error() string   { return fmt.Sprintf("pg: config %s: %v", e.Field, e.Err) }
 func (e *ConfigError) Unwrap() []error { return []error{ErrBadConfig, e.Err} }
 
 func classifyUpstream(cfg *pgconn.Config, err error) error {

@@ -652,4 +652,3 @@ func (c *conn) serverError(body []byte, n int) error {
 	}
 	return c.encodeClient(m)
 }
-

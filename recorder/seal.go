@@ -1,6 +1,7 @@
 package recorder
 
 import (
+	"bytes"
 	"encoding/hex"
 	"encoding/json"
 	"os"
@@ -81,14 +82,9 @@ func writeFileAtomic(path string, data []byte) error {
 	return nil
 }
 
-func readSeal(path string) (Seal, []byte, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return Seal{}, nil, err
-	}
-	var s Seal
-	if err := json.Unmarshal(data, &s); err != nil {
-		return Seal{}, data, err
-	}
-	return s, data, nil
+
+func jsonUnmarshalStrict(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	return dec.Decode(v)
 }

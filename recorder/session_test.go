@@ -1,6 +1,7 @@
 package recorder
 
 import (
+	"crypto/ed25519"
 	"bufio"
 	"bytes"
 	"os"
@@ -125,4 +126,8 @@ func TestRecordWritesAChainedCanonicalLog(t *testing.T) {
 	if fi, _ := os.Stat(s.Dir()); fi.Mode().Perm() != 0o700 {
 		t.Errorf("dir mode %v", fi.Mode())
 	}
+}
+
+func testKey() ed25519.PrivateKey {
+	return ed25519.NewKeyFromSeed(bytes.Repeat([]byte{7}, ed25519.SeedSize))
 }

@@ -207,7 +207,7 @@ func verifyRecord(id string, open opener) (*Report, error) {
 		want := uint64(n)
 		switch {
 		case pl.Seq > want:
-			rep.fail(&TamperError{File: EventsFile, Line: n, What: fmt.Sprintf("follows a deletion (seq %d where %d was expected)", pl.Seq, want)})
+			rep.fail(&TamperError{File: EventsFile, Line: n, What: fmt.Sprintf("has seq %d where %d was expected (a line before it was deleted or moved)", pl.Seq, want)})
 			return errStop
 		case pl.Seq < want:
 			if k, dup := seen[pl.Hash]; dup {

@@ -27,8 +27,11 @@ type AnsweredMsg struct {
 	Err    error
 }
 
-// tickMsg moves the countdown.
-type tickMsg time.Time
+// tickMsg moves the countdown and carries the latest status line.
+type tickMsg struct {
+	t      time.Time
+	status string
+}
 
 // PromptKeys are the prompt's key bindings; they are data so the help line
 // and the tests read the same table.
@@ -81,6 +84,9 @@ type PromptOptions struct {
 	Width, Height int
 	// Backdrop is the agent's screen as plain lines, drawn faint behind the box.
 	Backdrop []string
+	// Status, when set, is read on every tick (in a command) and shown
+	// under the keys as one line.
+	Status func() string
 	// NoTick stops the countdown from scheduling ticks (tests).
 	NoTick bool
 }
@@ -99,6 +105,7 @@ type Prompt struct {
 	w, h   int
 	scroll int
 	notice string
+	status string
 
 	noting bool
 	note   textinput.Model
@@ -139,7 +146,14 @@ func (m Prompt) tick() tea.Cmd {
 	if m.opts.NoTick {
 		return nil
 	}
-	return tea.Tick(time.Second, func(t time.Time) tea.Msg { return tickMsg(t) })
+	status := m.opts.Status
+	return tea.Tick(time.Second, func(t time.Time) tea.Msg {
+		msg := tickMsg{t: t}
+		if status != nil {
+			msg.status = status()
+		}
+		return msg
+	})
 }
 
 // Current returns the request on screen, if any.
@@ -228,7 +242,7 @@ func (m Prompt) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		}
 		return m, nil
 	case tickMsg:
-		m.now = time.Time(msg)
+		m.now, m.status = msg.t, msg.status
 		return m, m.tick()
 	case tea.WindowSizeMsg:
 		m.w, m.h = msg.Width, msg.Height
@@ -456,6 +470,9 @@ func (m Prompt) box(bw, maxH int) []string {
 
 	// The statement gets what the terminal has left, at least one line.
 	fixed := 2 + len(body) + len(help)
+	if m.status != "" {
+		fixed++
+	}
 	rows := len(sqlLines)
 	if fixed+rows > maxH {
 		rows = max(1, maxH-fixed-1) // one line for "more"
@@ -472,6 +489,9 @@ func (m Prompt) box(bw, maxH int) []string {
 		body = slices.Insert(body, sqlAt, shown...)
 	}
 	body = append(body, help...)
+	if m.status != "" {
+		body = append(body, st.paint(st.Meta, oneLine(m.status, iw)))
+	}
 
 	out := make([]string, 0, len(body)+2)
 	out = append(out, top)

@@ -158,9 +158,12 @@ func TestPromptCountdown(t *testing.T) {
 	if !strings.Contains(m.View(), "1:54") {
 		t.Fatal("countdown 1:54 not drawn")
 	}
-	m, _ = m.Update(tickMsg(t0.Add(60 * time.Second)))
+	m, _ = m.Update(tickMsg{t: t0.Add(60 * time.Second), status: "app: 3 statements · 1 held"})
 	if !strings.Contains(m.View(), "0:54") {
 		t.Fatalf("after a tick the countdown should read 0:54:\n%s", m.View())
+	}
+	if !strings.Contains(m.View(), "app: 3 statements · 1 held") {
+		t.Fatalf("the status line is not drawn:\n%s", m.View())
 	}
 }
 

@@ -146,6 +146,12 @@ func prefixed(s SessionInfo, list []policy.ApprovalRequest) []policy.ApprovalReq
 		if r.Session == "" {
 			r.Session = s.ID
 		}
+		if r.Agent == "" {
+			r.Agent = s.Agent
+		}
+		if r.User == "" {
+			r.User = s.User
+		}
 		out[i] = r
 	}
 	return out

@@ -144,7 +144,7 @@ func interactiveApprovals(f *Factory) func(context.Context, tui.Queue) error {
 
 // approvalsSnapshot is what --output json prints (one object per line with --watch).
 type approvalsSnapshot struct {
-	Sessions []control.SessionInfo   `json:"sessions"`
+	Sessions []control.SessionInfo    `json:"sessions"`
 	Pending  []policy.ApprovalRequest `json:"pending"`
 }
 

@@ -218,7 +218,10 @@ func TestTUIQueueTranslatesAlreadyAnswered(t *testing.T) {
 	defer sub.Close()
 	q := asTUIQueue(sub)
 	res := make(chan policy.Answer, 1)
-	go func() { a, _ := b.Approve(context.Background(), policy.ApprovalRequest{ID: "r", Connection: "app"}); res <- a }()
+	go func() {
+		a, _ := b.Approve(context.Background(), policy.ApprovalRequest{ID: "r", Connection: "app"})
+		res <- a
+	}()
 	waitFor(t, func() bool { return len(b.Pending()) == 1 })
 	if err := q.Answer(context.Background(), "r", policy.Answer{Verdict: policy.VerdictApproveOnce, By: "me"}); err != nil {
 		t.Fatal(err)

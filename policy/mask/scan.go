@@ -1,0 +1,800 @@
+package mask
+
+import (
+	"bytes"
+	"encoding/base64"
+	"hash"
+)
+
+// The scanner makes one pass over a value. Most bytes are letters, spaces and
+// digits inside words; only a few byte values can start a detector (the
+// trigger table), and each trigger does a cheap local check before any
+// validation. No regular expression runs over every value: gitleaks rules run
+// only where one of their keywords occurs.
+
+const (
+	tNone = iota
+	tDigit
+	tAt
+	tColon
+	tEq
+	tDash
+	tUnder
+	tDollar
+	tQuote
+	tA // AWS key ids
+	tJ // JWT: "eyJ"
+)
+
+var trig = func() (t [256]uint8) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = tDigit
+	}
+	t['@'] = tAt
+	t[':'] = tColon
+	t['='] = tEq
+	t['-'] = tDash
+	t['_'] = tUnder
+	t['$'] = tDollar
+	t['\''] = tQuote
+	t['A'] = tA
+	t['J'] = tJ
+	return
+}()
+
+const (
+	cDigit = 1 << iota
+	cUpper
+	cLower
+	cWord  // letters, digits, '_'
+	cB64   // base64: letters, digits, + /
+	cB64U  // base64url: letters, digits, - _
+	cLocal // email local part: letters, digits, . _ % + -
+	cHashC // password hash body: letters digits . / + = $ , : -
+	cKey   // assignment key: letters digits _ . -
+)
+
+var class = func() (t [256]uint16) {
+	for c := 0; c < 256; c++ {
+		var v uint16
+		switch {
+		case c >= '0' && c <= '9':
+			v |= cDigit | cWord | cB64 | cB64U | cLocal | cHashC | cKey
+		case c >= 'A' && c <= 'Z':
+			v |= cUpper | cWord | cB64 | cB64U | cLocal | cHashC | cKey
+		case c >= 'a' && c <= 'z':
+			v |= cLower | cWord | cB64 | cB64U | cLocal | cHashC | cKey
+		}
+		switch c {
+		case '_':
+			v |= cWord | cB64U | cLocal | cKey
+		case '-':
+			v |= cB64U | cLocal | cHashC | cKey
+		case '+':
+			v |= cB64 | cLocal | cHashC
+		case '/':
+			v |= cB64 | cHashC
+		case '.':
+			v |= cLocal | cHashC | cKey
+		case '%':
+			v |= cLocal
+		case '=', '$', ',', ':':
+			v |= cHashC
+		}
+		t[c] = v
+	}
+	return
+}()
+
+func isDigit(c byte) bool { return c-'0' < 10 }
+func isUpper(c byte) bool { return c-'A' < 26 }
+func isAlpha(c byte) bool { return class[c]&(cUpper|cLower) != 0 }
+func isAlnum(c byte) bool { return class[c]&(cUpper|cLower|cDigit) != 0 }
+func isWord(c byte) bool  { return class[c]&cWord != 0 }
+func is(c byte, k uint16) bool {
+	return class[c]&k != 0
+}
+
+func lower(c byte) byte {
+	if isUpper(c) {
+		return c + 32
+	}
+	return c
+}
+
+// match is one masked span of a value.
+type match struct {
+	start, end int
+	det        int
+	aux        int // detector-specific: length of a public prefix kept by partial
+}
+
+type hmacState struct{ h hash.Hash }
+
+// scanner holds the scratch state of one goroutine's scans.
+type scanner struct {
+	m       *Masker
+	matches []match
+	last    int  // end of the last match: no new match may start before it
+	awsCtx  bool // an AWS key id was seen in this value
+	lowerv  []byte
+	hm      hmacState
+	sum     []byte
+}
+
+func (s *scanner) on(d det) bool { return s.m.strat[d] != Off }
+
+// add records a match unless it overlaps an earlier one.
+func (s *scanner) add(start, end int, d det, aux int) bool {
+	if start < s.last || end <= start || s.m.strat[d] == Off {
+		return false
+	}
+	s.matches = append(s.matches, match{start, end, int(d), aux})
+	s.last = end
+	return true
+}
+
+// scan finds the matches in v, in order, without overlaps.
+func (s *scanner) scan(v []byte) {
+	s.matches = s.matches[:0]
+	s.last = 0
+	s.awsCtx = false
+	n := len(v)
+	for i := 0; i < n; i++ {
+		t := trig[v[i]]
+		if t == tNone {
+			continue
+		}
+		next := i
+		switch t {
+		case tDigit:
+			if i > 0 && isWord(v[i-1]) {
+				if i >= 2 && isUpper(v[i-1]) && isUpper(v[i-2]) && (i == 2 || !isWord(v[i-3])) && s.on(detIBAN) {
+					next = s.iban(v, i-2)
+				}
+				break
+			}
+			next = s.numeric(v, i)
+		case tAt:
+			next = s.email(v, i)
+		case tColon:
+			if i+2 < n && v[i+1] == '/' && v[i+2] == '/' {
+				next = s.urlPassword(v, i)
+			} else if s.on(detIPv6) && i+1 < n && (v[i+1] == ':' || is(v[i+1], cWord)) && s.ipv6(v, i) > i {
+				next = s.last
+			} else {
+				next = s.assignment(v, i)
+			}
+		case tEq:
+			next = s.assignment(v, i)
+		case tDash:
+			next = s.dash(v, i)
+		case tUnder:
+			next = s.under(v, i)
+		case tDollar:
+			next = s.dollar(v, i)
+		case tQuote:
+			next = s.sqlPassword(v, i)
+		case tA:
+			next = s.awsKeyID(v, i)
+		case tJ:
+			next = s.jwt(v, i)
+		}
+		if next > i {
+			i = next - 1
+		}
+	}
+	if s.awsCtx && s.on(detAWSSecretKey) {
+		s.awsSecrets(v)
+	}
+	if len(s.m.rules) > 0 {
+		s.extraRules(v)
+	}
+}
+
+// insert adds a match found out of order (second passes), keeping order and
+// refusing overlaps.
+func (s *scanner) insert(mt match) {
+	if s.m.strat[mt.det] == Off || mt.end <= mt.start {
+		return
+	}
+	i := len(s.matches)
+	for i > 0 && s.matches[i-1].start >= mt.start {
+		i--
+	}
+	if i > 0 && s.matches[i-1].end > mt.start {
+		return
+	}
+	if i < len(s.matches) && s.matches[i].start < mt.end {
+		return
+	}
+	s.matches = append(s.matches, match{})
+	copy(s.matches[i+1:], s.matches[i:])
+	s.matches[i] = mt
+}
+
+// wordBack returns the start of the run of class k that ends at i, not going
+// before s.last nor more than max bytes back.
+func (s *scanner) runBack(v []byte, i int, k uint16, max int) int {
+	j := i
+	for j > s.last && i-j < max && is(v[j-1], k) {
+		j--
+	}
+	return j
+}
+
+func runFwd(v []byte, i int, k uint16) int {
+	for i < len(v) && is(v[i], k) {
+		i++
+	}
+	return i
+}
+
+func hasPrefixFold(b []byte, p string) bool {
+	if len(b) < len(p) {
+		return false
+	}
+	for i := 0; i < len(p); i++ {
+		if lower(b[i]) != p[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// email: local@domain.tld, found at the '@'.
+func (s *scanner) email(v []byte, at int) int {
+	if !s.on(detEmail) {
+		return at
+	}
+	j := s.runBack(v, at, cLocal, 64)
+	for j < at && (v[j] == '.' || v[j] == '-' || v[j] == '+') {
+		j++
+	}
+	if j == at || v[at-1] == '.' {
+		return at
+	}
+	if j > 0 && (v[j-1] == '/' || v[j-1] == '@') {
+		return at // URL user info, or a second '@'
+	}
+	n := len(v)
+	k, lastDot, label := at+1, -1, at+1
+	for k < n && k-at <= 255 {
+		c := v[k]
+		if isAlnum(c) || c == '-' {
+			k++
+			continue
+		}
+		if c == '.' && k > label && k+1 < n && isAlnum(v[k+1]) {
+			lastDot = k
+			k++
+			label = k
+			continue
+		}
+		break
+	}
+	for k > at+1 && v[k-1] == '-' {
+		k--
+	}
+	if lastDot < 0 || k-lastDot-1 < 2 {
+		return at
+	}
+	for p := lastDot + 1; p < k; p++ {
+		if !isAlpha(v[p]) {
+			return at
+		}
+	}
+	if s.add(j, k, detEmail, 0) {
+		return k
+	}
+	return at
+}
+
+// urlPassword: scheme://user:password@host; only the password is masked.
+func (s *scanner) urlPassword(v []byte, colon int) int {
+	if colon == 0 || !isAlpha(v[colon-1]) {
+		return colon + 3
+	}
+	st := colon + 3
+	at, pc := -1, -1
+	k := st
+	for ; k < len(v); k++ {
+		c := v[k]
+		if c == '/' || c == '?' || c == '#' || c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '"' || c == '\'' || c == '<' || c == '>' || c == '\\' {
+			break
+		}
+		if c == '@' {
+			at = k
+		} else if c == ':' && pc < 0 && at < 0 {
+			pc = k
+		}
+	}
+	if at < 0 {
+		return st
+	}
+	// the password runs from the first ':' of the user info to the last '@'
+	if pc < 0 || pc > at {
+		pc = -1
+		for p := st; p < at; p++ {
+			if v[p] == ':' {
+				pc = p
+				break
+			}
+		}
+	}
+	if pc < 0 || pc+1 >= at {
+		return at + 1
+	}
+	s.add(pc+1, at, detURLPassword, 0)
+	return at + 1
+}
+
+// keyKind classifies an assignment key by its (case-folded) suffix.
+func keyKind(key []byte) (det, bool) {
+	var b [48]byte
+	if len(key) > len(b) {
+		key = key[len(key)-len(b):]
+	}
+	n := len(key)
+	for i, c := range key {
+		c = lower(c)
+		if c == '-' || c == '.' {
+			c = '_'
+		}
+		b[i] = c
+	}
+	k := b[:n]
+	has := func(suf string) bool {
+		if !bytes.HasSuffix(k, []byte(suf)) {
+			return false
+		}
+		// a whole word: the suffix starts the key or follows '_'
+		p := n - len(suf)
+		return p == 0 || k[p-1] == '_' || suf[0] == '_'
+	}
+	switch {
+	case has("private_key_id"), has("private_key"):
+		return detGCP, true
+	case has("accountkey"), has("account_key"):
+		return detAzure, true
+	case has("secret_access_key"), has("aws_secret_key"), has("aws_secret"):
+		return detAWSSecretKey, true
+	case has("password"), has("passwd"), has("pwd"), has("passphrase"), has("secret"),
+		has("secret_key"), has("api_key"), has("apikey"), has("token"), has("client_secret"),
+		has("access_key"), has("signing_key"), has("encryption_key"), has("credentials"):
+		if bytes.Contains(k, []byte("aws")) && !has("token") {
+			return detAWSSecretKey, true
+		}
+		return detSecret, true
+	}
+	return 0, false
+}
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+
+func endOfBare(c byte) bool {
+	switch c {
+	case ' ', '\t', '\n', '\r', ';', ',', '&', '"', '\'', '}', ']', ')', '<', '>', '\\':
+		return true
+	}
+	return false
+}
+
+// quotedEnd finds the end of a quoted value starting after the opening quote
+// q at k. esc: the quote was itself escaped (\"), so the closing is \" too.
+func quotedEnd(v []byte, k int, q byte, esc bool) int {
+	for k < len(v) {
+		c := v[k]
+		if esc {
+			if c == '\\' && k+1 < len(v) && v[k+1] == q {
+				return k
+			}
+			k++
+			continue
+		}
+		if c == '\\' && q == '"' {
+			k += 2
+			continue
+		}
+		if c == q {
+			if q == '\'' && k+1 < len(v) && v[k+1] == q {
+				k += 2
+				continue
+			}
+			return k
+		}
+		k++
+	}
+	return len(v)
+}
+
+func trivialValue(b []byte) bool {
+	if len(b) == 0 {
+		return true
+	}
+	switch b[0] {
+	case '<', '*', '{', '[', '/':
+		return true
+	}
+	if len(b) > 8 {
+		return false
+	}
+	var l [8]byte
+	for i, c := range b {
+		l[i] = lower(c)
+	}
+	switch string(l[:len(b)]) {
+	case "true", "false", "null", "none", "nil", "yes", "no", "required", "optional", "redacted", "string", "text", "varchar", "bool", "boolean":
+		return true
+	}
+	return false
+}
+
+// assignment: key=value, key: value, "key": "value" where the key names a
+// secret; the value is masked.
+func (s *scanner) assignment(v []byte, i int) int {
+	if !s.on(detSecret) && !s.on(detGCP) && !s.on(detAzure) && !s.on(detAWSSecretKey) {
+		return i
+	}
+	n := len(v)
+	if v[i] == '=' && i+1 < n && v[i+1] == '=' {
+		return i + 2
+	}
+	if v[i] == ':' && i+1 < n && v[i+1] == '=' {
+		return i + 1 // the '=' will see the key
+	}
+	j := i
+	for sk := 0; j > s.last && sk < 4 && (v[j-1] == ' ' || v[j-1] == '"' || v[j-1] == '\'' || v[j-1] == '\\' || v[j-1] == '`' || v[j-1] == ':'); sk++ {
+		j--
+	}
+	ks := s.runBack(v, j, cKey, 48)
+	if j-ks < 3 {
+		return i
+	}
+	d, ok := keyKind(v[ks:j])
+	if !ok {
+		return i
+	}
+	k := i + 1
+	for sk := 0; k < n && sk < 4 && (v[k] == ' ' || v[k] == '\t'); sk++ {
+		k++
+	}
+	esc := false
+	if k+1 < n && v[k] == '\\' && (v[k+1] == '"' || v[k+1] == '\'') {
+		esc = true
+		k++
+	}
+	var vs, ve int
+	if k < n && (v[k] == '"' || v[k] == '\'') {
+		vs = k + 1
+		ve = quotedEnd(v, vs, v[k], esc)
+	} else {
+		vs = k
+		ve = k
+		for ve < n && !endOfBare(v[ve]) {
+			ve++
+		}
+	}
+	val := v[vs:ve]
+	if trivialValue(val) {
+		return i + 1
+	}
+	if val[0] == '$' {
+		if e := s.dollar(v, vs); e > vs {
+			return e
+		}
+	}
+	switch d {
+	case detAzure:
+		if ve-vs < 40 {
+			d = detSecret
+		}
+	case detGCP:
+		if !s.on(detGCP) {
+			d = detSecret
+		}
+	case detAWSSecretKey:
+		if !s.on(detAWSSecretKey) {
+			d = detSecret
+		}
+	}
+	if s.add(vs, ve, d, 0) {
+		return ve
+	}
+	return i + 1
+}
+
+// sqlPassword: PASSWORD 'literal' in CREATE/ALTER ROLE statements.
+func (s *scanner) sqlPassword(v []byte, q int) int {
+	if !s.on(detSecret) || q < 10 || v[q-1] != ' ' {
+		return q
+	}
+	j := q
+	for j > s.last && v[j-1] == ' ' {
+		j--
+	}
+	ks := s.runBack(v, j, cWord, 9)
+	if j-ks != 8 || !hasPrefixFold(v[ks:j], "password") || (ks > 0 && isWord(v[ks-1])) {
+		return q
+	}
+	e := quotedEnd(v, q+1, '\'', false)
+	if q+1 < len(v) && v[q+1] == '$' {
+		if h := s.dollar(v, q+1); h > q+1 {
+			return h
+		}
+	}
+	if s.add(q+1, e, detSecret, 0) {
+		return e + 1
+	}
+	return q + 1
+}
+
+// awsKeyID: AKIA... at an 'A'.
+func (s *scanner) awsKeyID(v []byte, i int) int {
+	if i+20 > len(v) || (i > 0 && isAlnum(v[i-1])) {
+		return i
+	}
+	switch string(v[i : i+4]) {
+	case "AKIA", "ASIA", "AGPA", "AIDA", "AROA", "AIPA", "ANPA", "ANVA", "ABIA", "ACCA":
+	default:
+		return i
+	}
+	for p := i + 4; p < i+20; p++ {
+		if !isUpper(v[p]) && !isDigit(v[p]) {
+			return i
+		}
+	}
+	if i+20 < len(v) && isAlnum(v[i+20]) {
+		return i
+	}
+	s.awsCtx = true
+	if s.add(i, i+20, detAWSAccessKey, 4) {
+		return i + 20
+	}
+	return i + 1
+}
+
+// awsSecrets: 40 base64 characters, with mixed classes, in a value that
+// also holds an AWS key id.
+func (s *scanner) awsSecrets(v []byte) {
+	for i := 0; i < len(v); {
+		if !is(v[i], cB64) {
+			i++
+			continue
+		}
+		j := runFwd(v, i, cB64)
+		if j-i == 40 && (j == len(v) || v[j] != '=') {
+			var k uint16
+			for _, c := range v[i:j] {
+				k |= class[c] & (cUpper | cLower | cDigit)
+			}
+			if k == cUpper|cLower|cDigit {
+				s.insert(match{i, j, int(detAWSSecretKey), 0})
+			}
+		}
+		i = j
+	}
+}
+
+// jwt: header.payload.signature at the 'J' of "eyJ".
+func (s *scanner) jwt(v []byte, j int) int {
+	if j < 2 || v[j-1] != 'y' || v[j-2] != 'e' || !s.on(detJWT) {
+		return j
+	}
+	st := j - 2
+	if st < s.last || (st > 0 && is(v[st-1], cB64U)) {
+		return j
+	}
+	he := runFwd(v, st, cB64U)
+	if he-st < 10 || he >= len(v) || v[he] != '.' {
+		return j
+	}
+	pe := runFwd(v, he+1, cB64U)
+	if pe-he-1 < 2 {
+		return j
+	}
+	end := pe
+	if pe < len(v) && v[pe] == '.' {
+		end = runFwd(v, pe+1, cB64U)
+	} else {
+		return j
+	}
+	if end < len(v) && (v[end] == '.' || isAlnum(v[end])) {
+		return j
+	}
+	var buf [768]byte
+	h := v[st:he]
+	if len(h) > 1024 {
+		h = h[:1024]
+	}
+	h = h[:len(h)/4*4+min(len(h)%4, 3)]
+	if len(h)%4 == 1 {
+		h = h[:len(h)-1]
+	}
+	nd, err := base64.RawURLEncoding.Decode(buf[:], h)
+	if err != nil && nd == 0 {
+		return j
+	}
+	if !bytes.Contains(buf[:nd], []byte(`"alg"`)) {
+		return j
+	}
+	if s.add(st, end, detJWT, he-st+1) {
+		return end
+	}
+	return j
+}
+
+func wordBefore(v []byte, i, last, max int) []byte {
+	j := i
+	for j > last && i-j < max && isAlnum(v[j-1]) {
+		j--
+	}
+	if j > 0 && isAlnum(v[j-1]) {
+		return nil
+	}
+	return v[j:i]
+}
+
+// dash: PEM blocks, glpat-, xox?-, sk-, sk-ant-.
+func (s *scanner) dash(v []byte, i int) int {
+	n := len(v)
+	if i+10 <= n && v[i+1] == '-' && string(v[i:i+10]) == "-----BEGIN" {
+		return s.pem(v, i)
+	}
+	w := wordBefore(v, i, s.last, 6)
+	if len(w) < 2 {
+		return i
+	}
+	st := i - len(w)
+	switch {
+	case string(w) == "glpat":
+		e := runFwd(v, i+1, cB64U)
+		if e-i-1 >= 20 && (e == n || !isAlnum(v[e])) && s.add(st, e, detGitLab, 6) {
+			return e
+		}
+	case len(w) == 4 && w[0] == 'x' && w[1] == 'o' && w[2] == 'x' && bytes.IndexByte([]byte("baprse"), w[3]) >= 0:
+		e := runFwd(v, i+1, cB64U)
+		if e-i-1 >= 10 && s.add(st, e, detSlack, 5) {
+			return e
+		}
+	case string(w) == "sk":
+		if i+5 < n && string(v[i+1:i+5]) == "ant-" {
+			e := runFwd(v, i+5, cB64U)
+			if e-i-5 >= 32 && s.add(st, e, detAnthropic, 7) {
+				return e
+			}
+			return i
+		}
+		e := runFwd(v, i+1, cB64U)
+		if e-i-1 < 20 || (e < n && (v[e] == '.' || v[e] == '@')) {
+			return i
+		}
+		var k uint16
+		for _, c := range v[i+1 : e] {
+			k |= class[c] & (cUpper | cLower | cDigit)
+		}
+		if k&cDigit == 0 || k&(cUpper|cLower) == 0 {
+			return i
+		}
+		keep := 3
+		if e-i > 6 && string(v[i+1:i+6]) == "proj-" {
+			keep = 8
+		}
+		if s.add(st, e, detOpenAI, keep) {
+			return e
+		}
+	}
+	return i
+}
+
+func (s *scanner) pem(v []byte, i int) int {
+	n := len(v)
+	le := bytes.Index(v[i+10:min(n, i+80)], []byte("-----"))
+	if le < 0 {
+		return i + 10
+	}
+	label := v[i+10 : i+10+le]
+	if !bytes.Contains(label, []byte("PRIVATE KEY")) {
+		return i + 10 + le + 5
+	}
+	end := n
+	if e := bytes.Index(v[i+10+le:], []byte("-----END")); e >= 0 {
+		p := i + 10 + le + e + 8
+		if c := bytes.Index(v[p:min(n, p+80)], []byte("-----")); c >= 0 {
+			end = p + c + 5
+		}
+	}
+	if s.add(i, end, detPrivateKey, 0) {
+		return end
+	}
+	return i + 10
+}
+
+// under: ghp_ gho_ ghs_ ghu_ ghr_ github_pat_ sk_live_ rk_live_.
+func (s *scanner) under(v []byte, i int) int {
+	w := wordBefore(v, i, s.last, 6)
+	n := len(v)
+	st := i - len(w)
+	switch string(w) {
+	case "ghp", "gho", "ghs", "ghu", "ghr":
+		e := runFwd(v, i+1, cDigit|cUpper|cLower)
+		if e-i-1 >= 30 && (e == n || !isWord(v[e])) && s.add(st, e, detGitHub, 4) {
+			return e
+		}
+	case "github":
+		if i+5 < n && string(v[i+1:i+5]) == "pat_" {
+			e := runFwd(v, i+5, cWord)
+			if e-i-5 >= 30 && s.add(st, e, detGitHub, 11) {
+				return e
+			}
+		}
+	case "sk", "rk":
+		if i+6 < n && string(v[i+1:i+6]) == "live_" {
+			e := runFwd(v, i+6, cDigit|cUpper|cLower)
+			if e-i-6 >= 10 && s.add(st, e, detStripe, 8) {
+				return e
+			}
+		}
+	}
+	return i
+}
+
+var hashIDs = [...]string{"$2a$", "$2b$", "$2y$", "$2x$", "$argon2id$", "$argon2i$", "$argon2d$", "$scrypt$", "$7$", "$y$", "$gy$", "$6$", "$5$", "$1$", "$pbkdf2", "$s0$", "$sha1$", "$md5"}
+
+var hashWords = [...]string{"pbkdf2_sha256", "pbkdf2_sha1", "argon2", "bcrypt", "bcrypt_sha256", "scrypt", "SCRAM-SHA-256"}
+
+// dollar: password hashes.
+func (s *scanner) dollar(v []byte, i int) int {
+	if !s.on(detPasswordHash) {
+		return i
+	}
+	n := len(v)
+	st := -1
+	if i == 0 || !is(v[i-1], cHashC) || v[i-1] == '$' || v[i-1] == ',' || v[i-1] == ':' || v[i-1] == '=' {
+		for _, id := range hashIDs {
+			if i+len(id) <= n && string(v[i:i+len(id)]) == id {
+				st = i
+				break
+			}
+		}
+	} else {
+		j := i
+		for j > s.last && i-j < 14 && (isWord(v[j-1]) || v[j-1] == '-') {
+			j--
+		}
+		if j == 0 || !isWord(v[j-1]) {
+			for _, w := range hashWords {
+				if string(v[j:i]) == w {
+					st = j
+					break
+				}
+			}
+		}
+	}
+	if st < 0 || st < s.last {
+		return i
+	}
+	e := runFwd(v, i+1, cHashC)
+	for e > i && (v[e-1] == ',' || v[e-1] == ':' || v[e-1] == '.') {
+		e--
+	}
+	dollars, last := 0, 0
+	for p := st; p < e; p++ {
+		if v[p] == '$' {
+			dollars++
+			if dollars <= 3 {
+				last = p
+			}
+		}
+	}
+	if e-st < 20 || dollars < 2 {
+		return i
+	}
+	if string(v[i:min(i+2, n)]) == "$2" && e-st != 60 {
+		return i
+	}
+	if s.add(st, e, detPasswordHash, last+1-st) {
+		return e
+	}
+	return i
+}

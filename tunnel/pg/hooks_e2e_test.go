@@ -136,6 +136,9 @@ func (passFilter) CopyData(d []byte) []byte { return d }
 func (passFilter) End(tag, sqlstate string) {}
 func refuseIf(sub string) func(context.Context, pg.Query) pg.Verdict {
 	return func(_ context.Context, q pg.Query) pg.Verdict {
+		if q.Kind == pg.FunctionCallMessage {
+			return pg.Verdict{Action: pg.Refuse, Code: "42501", Message: "guardrun: denied by policy rule test: function call"}
+		}
 		if strings.Contains(q.SQL, sub) {
 			return pg.Verdict{Action: pg.Refuse, Code: "42501", Message: "guardrun: denied by policy rule test: " + sub, Hint: "ask a human"}
 		}

@@ -404,7 +404,7 @@ func browse(t *testing.T, issuer, userCode string) {
 		}
 	}
 	// The code, as on the page verification_uri_complete opens.
-	page, at := step("device page")(c.Get(issuer+"/device?user_code="+url.QueryEscape(userCode)))
+	page, at := step("device page")(c.Get(issuer + "/device?user_code=" + url.QueryEscape(userCode)))
 	if !strings.Contains(page, userCode) {
 		t.Fatalf("device page does not show the code:\n%s", page)
 	}

@@ -10,7 +10,10 @@ package sql
 // "merge", "truncate", "create", "alter", "drop", "grant", "revoke", "role",
 // "set", "reset", "show", "copy", "transaction", "prepare", "execute",
 // "deallocate", "do", "call", "explain", "lock", "vacuum", "analyze",
-// "listen", "notify", "unlisten", "discard", "comment", "other", "unknown".
+// "listen", "notify", "unlisten", "discard", "comment", "other", "unknown";
+// also "fetch" (FETCH, MOVE), "close", "cluster", "reindex", "refresh"
+// (REFRESH MATERIALIZED VIEW), "checkpoint", "load" and "security_label".
+// DECLARE CURSOR is a "select" whose Object is "cursor".
 type Kind string
 
 const Unknown Kind = "unknown"
@@ -30,7 +33,23 @@ const (
 	FlagAlterSys   Flag = "alter_system"
 	FlagDropDB     Flag = "drop_database"
 	FlagCopyFrom   Flag = "copy_from"
+	FlagDynamicSQL Flag = "dynamic_sql" // runs SQL given as a string (query_to_xml, ...)
 )
+
+// Flags lists every flag the classifier sets, for validating policies.
+func Flags() []Flag {
+	return []Flag{FlagNoWhere, FlagServerIO, FlagPrivilege, FlagSetConfig, FlagUnknown, FlagDDL,
+		FlagWrite, FlagProcedural, FlagAlterSys, FlagDropDB, FlagCopyFrom, FlagDynamicSQL}
+}
+
+// Kinds lists every Kind the classifier produces, for validating policies.
+func Kinds() []Kind {
+	return []Kind{"select", "insert", "update", "delete", "merge", "truncate", "create", "alter", "drop",
+		"grant", "revoke", "role", "set", "reset", "show", "copy", "transaction", "prepare", "execute",
+		"deallocate", "do", "call", "explain", "lock", "vacuum", "analyze", "listen", "notify", "unlisten",
+		"discard", "comment", "other", "unknown", "fetch", "close", "cluster", "reindex", "refresh",
+		"checkpoint", "load", "security_label"}
+}
 
 // Statement is the classification of one statement.
 type Statement struct {
@@ -42,4 +61,56 @@ type Statement struct {
 	Functions []string `json:"functions,omitempty"` // every function called anywhere in the tree
 	Flags     []Flag   `json:"flags,omitempty"`
 	Shape     string   `json:"shape"` // fingerprint: constants removed; equal shapes judge alike
+
+	// Kinds is Kind followed by the kinds of the data-modifying statements
+	// nested in it (a DELETE in a CTE or in COPY (...) TO STDOUT), so that a
+	// rule on "delete" also sees a DELETE hidden inside a SELECT.
+	Kinds []Kind `json:"kinds,omitempty"`
+	// Name is the prepared statement's name for PREPARE, EXECUTE and
+	// DEALLOCATE ("" with Object "all" for DEALLOCATE ALL).
+	Name string `json:"name,omitempty"`
+	// Inner is the statement PREPARE prepares or EXPLAIN explains. Its Text
+	// is the outer statement's text. PREPARE carries the inner's tables,
+	// functions and flags too; plain EXPLAIN only its reads, functions and
+	// the flags those functions raise (it runs nothing else). EXPLAIN
+	// ANALYZE runs its statement, so it is classified as that statement
+	// (Kind "delete" for EXPLAIN ANALYZE DELETE) with Object "explain analyze".
+	Inner *Statement `json:"inner,omitempty"`
+
+	notes []note // why a flag was set, in words, for Summary and Why
+}
+
+type note struct {
+	flag     Flag
+	text     string
+	fromFunc bool // raised by a function call
+}
+
+// Why returns the reasons, in words, that flag f was set on s ("calls
+// pg_read_file (server-side file access)"). It returns one generic line for
+// a flag without recorded reasons and nothing for a flag s does not have.
+func (s Statement) Why(f Flag) []string {
+	if !s.Has(f) {
+		return nil
+	}
+	var out []string
+	for _, n := range s.notes {
+		if n.flag == f {
+			out = append(out, n.text)
+		}
+	}
+	if len(out) == 0 {
+		out = append(out, genericWhy(f, s))
+	}
+	return out
+}
+
+// Has reports whether s carries flag f.
+func (s Statement) Has(f Flag) bool {
+	for _, g := range s.Flags {
+		if g == f {
+			return true
+		}
+	}
+	return false
 }

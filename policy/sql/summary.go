@@ -1,0 +1,107 @@
+package sql
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Summary describes s in short lines for a human deciding about it (the
+// approval prompt): what it writes and reads, what it calls, and why each
+// risky flag was set.
+//
+//	writes public.orders
+//	reads public.users
+//	calls pg_read_file
+//	DELETE on public.orders has no WHERE clause
+func (s Statement) Summary() []string {
+	var out []string
+	if s.Inner != nil && s.Kind == "prepare" {
+		out = append(out, fmt.Sprintf("prepares %s: %s", orUnnamed(s.Name), headline(*s.Inner)))
+	} else if s.Inner != nil && s.Kind != "explain" {
+		out = append(out, "EXPLAIN ANALYZE runs the statement")
+	}
+	ddl := s.Has(FlagDDL) || s.Has(FlagPrivilege) && len(s.Writes) > 0 && !s.Has(FlagWrite)
+	if len(s.Writes) > 0 {
+		verb := "writes "
+		if ddl {
+			verb = "changes "
+		}
+		out = append(out, verb+strings.Join(s.Writes, ", "))
+	}
+	if len(s.Reads) > 0 {
+		out = append(out, "reads "+strings.Join(s.Reads, ", "))
+	}
+	var whys []string
+	for _, f := range []Flag{FlagUnknown, FlagServerIO, FlagAlterSys, FlagDropDB, FlagPrivilege, FlagNoWhere,
+		FlagDynamicSQL, FlagSetConfig, FlagProcedural, FlagCopyFrom} {
+		for _, why := range s.Why(f) {
+			if !contains(whys, why) {
+				whys = append(whys, why)
+			}
+		}
+	}
+	// Functions a reason already names are not listed again.
+	var fs []string
+	for _, f := range s.Functions {
+		base := f[strings.LastIndexByte(f, '.')+1:]
+		named := false
+		for _, why := range whys {
+			if strings.Contains(why, base+" ") || strings.Contains(why, base+"(") {
+				named = true
+			}
+		}
+		if !named {
+			fs = append(fs, f)
+		}
+	}
+	if len(fs) > 0 {
+		more := ""
+		if len(fs) > 8 {
+			fs, more = fs[:8], fmt.Sprintf(" and %d more", len(fs)-8)
+		}
+		out = append(out, "calls "+strings.Join(fs, ", ")+more)
+	}
+	out = append(out, whys...)
+	if len(out) == 0 {
+		out = append(out, headline(s))
+	}
+	return out
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func orUnnamed(name string) string {
+	if name == "" {
+		return "the unnamed statement"
+	}
+	return name
+}
+
+// headline names what s does in a few words: "DELETE on public.users",
+// "CREATE TABLE public.t", "SET search_path".
+func headline(s Statement) string {
+	k := strings.ToUpper(strings.ReplaceAll(string(s.Kind), "_", " "))
+	if s.Object != "" && s.Kind != "select" {
+		k += " " + strings.ToUpper(s.Object)
+		if s.Kind == "set" || s.Kind == "reset" || s.Kind == "show" {
+			k = strings.ToUpper(string(s.Kind)) + " " + s.Object
+		}
+	}
+	switch {
+	case len(s.Writes) > 0:
+		return k + " on " + strings.Join(s.Writes, ", ")
+	case len(s.Reads) > 0 && (s.Kind == "select" || s.Kind == "explain" || s.Kind == "copy"):
+		return k + " from " + strings.Join(s.Reads, ", ")
+	}
+	return k
+}
+
+// Headline names what s does in a few words ("DELETE on public.users").
+func (s Statement) Headline() string { return headline(s) }

@@ -75,9 +75,15 @@ func (m *mirror) write(p []byte) { _, _ = m.emu.Write(p) }
 
 func (m *mirror) resize(w, h int) { m.emu.Resize(max(1, w), max(1, h)) }
 
-// close stops the reply drain and waits for it.
+// close stops the reply drain and waits for it. It closes the reply pipe
+// itself: Emulator.Close would race with the drain's Read on the
+// emulator's closed flag.
 func (m *mirror) close() {
-	_ = m.emu.Close()
+	if c, ok := m.emu.InputPipe().(io.Closer); ok {
+		_ = c.Close()
+	} else {
+		_ = m.emu.Close()
+	}
 	<-m.replies
 }
 

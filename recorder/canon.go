@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"unicode/utf16"
+	"unicode/utf8"
 )
 
 // ErrNotCanonical is returned when a value cannot be written canonically
@@ -117,49 +118,12 @@ const hexDigits = "0123456789abcdef"
 
 // appendString writes s the way Python's json.dumps does with its default
 // ensure_ascii=True: \" \\ \b \f \n \r \t, other control characters and all
-// non-ASCII as \u00xx / \uxxxx (lower-case hex, UTF-16 surrogate pairs).
+// non-ASCII as \u00xx / \uxxxx (lower-case hex, UTF-16 surrogate pairs);
+// invalid UTF-8 becomes U+FFFD, as encoding/json makes it.
 func appendString(b *bytes.Buffer, s string) {
-	b.WriteByte('"')
-	for _, r := range s {
-		switch r {
-		case '"':
-			b.WriteString(`\"`)
-		case '\\':
-			b.WriteString(`\\`)
-		case '\b':
-			b.WriteString(`\b`)
-		case '\f':
-			b.WriteString(`\f`)
-		case '\n':
-			b.WriteString(`\n`)
-		case '\r':
-			b.WriteString(`\r`)
-		case '\t':
-			b.WriteString(`\t`)
-		default:
-			switch {
-			case r < 0x20 || (r >= 0x7f && r <= 0xffff):
-				if r == 0x7f {
-					b.WriteRune(r) // Python leaves DEL as is
-					continue
-				}
-				writeU(b, r)
-			case r > 0xffff:
-				r1, r2 := utf16.EncodeRune(r)
-				writeU(b, r1)
-				writeU(b, r2)
-			default:
-				b.WriteRune(r)
-			}
-		}
-	}
-	b.WriteByte('"')
+	b.Write(appendStr(b.AvailableBuffer(), s))
 }
 
-func writeU(b *bytes.Buffer, r rune) {
-	b.WriteString(`\u`)
-	b.WriteByte(hexDigits[(r>>12)&0xf])
-	b.WriteByte(hexDigits[(r>>8)&0xf])
-	b.WriteByte(hexDigits[(r>>4)&0xf])
-	b.WriteByte(hexDigits[r&0xf])
-}
+func decodeRune(s string) (rune, int) { return utf8.DecodeRuneInString(s) }
+
+func utf16Encode(r rune) (rune, rune) { return utf16.EncodeRune(r) }

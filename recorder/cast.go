@@ -42,6 +42,7 @@ func (s *Session) Cast(width, height int) CastWriter {
 	b.WriteString(`}}` + "\n")
 	c.add(b.Bytes())
 	s.cast = c
+	s.lastCkptTime = now // the first periodic checkpoint is due an interval from now
 	_ = s.recordLocked(CastStart{Width: width, Height: height})
 	return castWriter{s}
 }

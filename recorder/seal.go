@@ -82,7 +82,6 @@ func writeFileAtomic(path string, data []byte) error {
 	return nil
 }
 
-
 func jsonUnmarshalStrict(data []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()

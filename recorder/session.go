@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sync"
 	"time"
 )
@@ -16,45 +17,56 @@ import (
 // Session is one session's record being written. Record, Cast's writer and
 // Sync are safe for concurrent use; Close is called once.
 //
-// One writer goroutine, owned by the Session and waited for by Close, writes
-// what Record and the cast queue: first the cast bytes (fsync), then a
+// Record only stamps the event (seq, time) and queues it, so the tunnel's
+// goroutines never wait for encoding or the disk. One writer goroutine,
+// owned by the Session and waited for by Close, encodes and chains the
+// queued events in order and writes: first the cast bytes (fsync), then a
 // Checkpoint binding them when due, then the event lines (fsync). It runs as
-// soon as an event is recorded and at least every SyncInterval, so events
-// are durable in small groups with bounded delay.
+// soon as an event is queued and at least every SyncInterval, so events are
+// durable in small groups with bounded delay.
 type Session struct {
 	id    string
 	dir   string
 	store *Store
 	opts  StoreOptions
 	log   *slog.Logger
+	term  string // TERM for the cast header
 
 	mu            sync.Mutex
-	cond          *sync.Cond // durable or failed changed
+	cond          *sync.Cond // durable, failure or queue length changed
 	seq           uint64     // last assigned
-	prev          string     // hash of the last assigned line
-	pending       []byte     // lines assigned but not yet handed to the writer
-	backlog       int        // bytes accepted but not yet durable
+	queue         []queued   // stamped, not yet taken by the writer
+	inflight      int        // taken by the writer, not yet durable
 	durable       uint64     // last seq known durable
 	err           error      // current store failure
 	failedAt      time.Time
 	stopped       bool // FailStop after a failure
 	closed        bool
-	wantCkpt      bool // a statement or approval was recorded since the last checkpoint
+	writerGone    bool
+	wantCkpt      bool // a statement or approval was queued since the last checkpoint
 	lastCkptBytes int64
 	lastCkptTime  time.Time
 	cast          *castState
-	term          string // TERM for the cast header
+	lastHash      string // hash of the last line encoded (valid after the writer ends)
 
 	kick chan struct{}
 	quit chan struct{}
 	done chan struct{}
 
 	// Owned by the writer goroutine.
-	events      *os.File
-	castFile    *os.File
-	eventsUnw   []byte // events not yet written
-	castUnw     []byte // cast bytes not yet written
-	pendingHigh uint64 // highest seq in eventsUnw
+	enc       encoder
+	prev      string
+	events    *os.File
+	castFile  *os.File
+	eventsUnw []byte // encoded lines not yet written
+	castUnw   []byte // cast bytes not yet written
+	batch     []queued
+}
+
+type queued struct {
+	seq uint64
+	t   time.Time
+	ev  Event
 }
 
 // Create starts a new session record: a 0700 directory named by a new id,
@@ -87,8 +99,8 @@ func (st *Store) Create(start Start) (*Session, error) {
 	s := &Session{
 		id: id, dir: dir, store: st, opts: st.opts,
 		log:    st.log.With("session", id),
-		prev:   GenesisPrev,
 		term:   start.Term,
+		prev:   GenesisPrev,
 		events: f,
 		kick:   make(chan struct{}, 1),
 		quit:   make(chan struct{}),
@@ -106,13 +118,13 @@ func (st *Store) Create(start Start) (*Session, error) {
 		f.Close()
 		return nil, err
 	}
-	if err := st.appendStoreLog(storeEntry{Type: "create", Session: id}); err != nil {
-		st.log.Warn("store log", "err", err)
-	}
 	go s.writer()
 	if err := s.Sync(); err != nil {
 		_ = s.Close(-1)
 		return nil, err
+	}
+	if err := st.appendStoreLog(storeEntry{Type: "create", Session: id}); err != nil {
+		st.log.Warn("store log", "err", err)
 	}
 	return s, nil
 }
@@ -123,14 +135,27 @@ func (s *Session) ID() string { return s.id }
 // Dir is the session's directory.
 func (s *Session) Dir() string { return s.dir }
 
-// Record appends ev to the record. It assigns seq, time, prev and hash in
-// the order of the calls; the line is durable within SyncInterval (Sync
-// waits for it). It returns an error when the event was not accepted: the
-// session is closed, recording stopped after a store failure (FailStop), or
-// the in-memory backlog is full (FailWarn).
+// Record appends ev to the record. It assigns seq and time in the order of
+// the calls and queues the event; the writer chains and writes it within
+// SyncInterval (Sync waits for that). Record keeps ev until it is written:
+// do not change the slices or maps it refers to afterwards.
+//
+// It returns an error only when the event was not accepted: the session is
+// closed, recording stopped after a store failure (FailStop), or the store
+// fails and MaxBacklog events already wait (FailWarn). When the writer
+// merely lags, Record waits for it rather than drop anything.
 func (s *Session) Record(ev Event) error {
+	if ev == nil {
+		return errors.New("recorder: nil event")
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	for len(s.queue)+s.inflight >= s.opts.MaxBacklog && s.err == nil && !s.writerGone {
+		s.cond.Wait()
+	}
 	if s.closed {
 		return ErrClosed
 	}
@@ -141,18 +166,11 @@ func (s *Session) recordLocked(ev Event) error {
 	if s.stopped {
 		return fmt.Errorf("%w: %w", ErrStopped, s.err)
 	}
-	if s.err != nil && s.backlog > s.opts.MaxBacklog {
+	if s.err != nil && len(s.queue)+s.inflight >= s.opts.MaxBacklog {
 		return fmt.Errorf("%w: %w", ErrBacklog, s.err)
 	}
-	line, sum, err := chainLine(s.seq+1, s.opts.Now(), ev.EventType(), ev, s.prev)
-	if err != nil {
-		return err
-	}
 	s.seq++
-	s.prev = sum
-	s.pending = append(s.pending, line...)
-	s.pending = append(s.pending, '\n')
-	s.backlog += len(line) + 1
+	s.queue = append(s.queue, queued{seq: s.seq, t: s.opts.Now(), ev: ev})
 	switch ev.(type) {
 	case Statement, *Statement, ApprovalRequested, *ApprovalRequested, ApprovalAnswered, *ApprovalAnswered, SessionEnd, *SessionEnd:
 		s.wantCkpt = true
@@ -185,7 +203,7 @@ func (s *Session) Sync() error {
 		if s.err != nil {
 			return s.err
 		}
-		if s.isDone() {
+		if s.writerGone {
 			return ErrClosed
 		}
 		s.cond.Wait()
@@ -193,17 +211,15 @@ func (s *Session) Sync() error {
 	return nil
 }
 
-func (s *Session) isDone() bool {
-	select {
-	case <-s.done:
-		return true
-	default:
-		return false
-	}
-}
-
 func (s *Session) writer() {
-	defer close(s.done)
+	defer func() {
+		s.mu.Lock()
+		s.writerGone = true
+		s.lastHash = s.prev
+		s.cond.Broadcast()
+		s.mu.Unlock()
+		close(s.done)
+	}()
 	t := time.NewTicker(s.opts.SyncInterval)
 	defer t.Stop()
 	for {
@@ -218,7 +234,7 @@ func (s *Session) writer() {
 	}
 }
 
-// flush takes what is pending and makes it durable: cast first, then the
+// flush takes what is queued and makes it durable: cast first, then the
 // checkpoint binding it, then events.
 func (s *Session) flush(final bool) {
 	s.mu.Lock()
@@ -237,16 +253,33 @@ func (s *Session) flush(final bool) {
 		}
 	}
 	s.wantCkpt = false
-	s.eventsUnw = append(s.eventsUnw, s.pending...)
-	s.pending = s.pending[:0]
+	s.batch = append(s.batch[:0], s.queue...)
+	clear(s.queue)
+	s.queue = s.queue[:0]
+	s.inflight += len(s.batch)
 	high := s.seq
 	hadErr := s.err != nil
 	s.mu.Unlock()
 
-	if len(s.castUnw) == 0 && len(s.eventsUnw) == 0 {
-		return
+	// Encode and chain outside the lock: only this goroutine touches prev.
+	for i := range s.batch {
+		q := &s.batch[i]
+		line, sum, err := s.line(q.seq, q.t, q.ev)
+		if err != nil {
+			// Never drop silently: the line says what could not be written.
+			line, sum, _ = s.line(q.seq, q.t, Warning{Message: fmt.Sprintf("a %s event could not be encoded: %v", q.ev.EventType(), err)})
+		}
+		s.eventsUnw = append(s.eventsUnw, line...)
+		s.eventsUnw = append(s.eventsUnw, '\n')
+		s.prev = sum
+		q.ev = nil
 	}
-	err := s.writeOut()
+	taken := len(s.batch)
+
+	var err error
+	if len(s.castUnw) > 0 || len(s.eventsUnw) > 0 {
+		err = s.writeOut()
+	}
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -258,6 +291,9 @@ func (s *Session) flush(final bool) {
 		s.err = err
 		if s.opts.OnError == FailStop {
 			s.stopped = true
+		} else if !hadErr {
+			// Held in memory with the rest, written when the store recovers.
+			_ = s.recordLocked(Warning{Message: fmt.Sprintf("the session store could not be written (%v); events are held in memory until it recovers", errors.Unwrap(err))})
 		}
 		s.cond.Broadcast()
 		if !hadErr && s.opts.OnFailure != nil {
@@ -269,12 +305,18 @@ func (s *Session) flush(final bool) {
 		return
 	}
 	s.durable = high
-	s.backlog = len(s.pending)
+	s.inflight -= taken
+	if s.inflight < 0 {
+		s.inflight = 0
+	}
 	if hadErr {
+		s.inflight = 0
 		s.err = nil
 		down := s.opts.Now().Sub(s.failedAt).Round(time.Millisecond)
 		s.log.Warn("session store recovered", "after", down)
-		_ = s.recordLocked(Warning{Message: fmt.Sprintf("the session store could not be written for %s; events were held in memory and written late", down)})
+		if !s.closed {
+			_ = s.recordLocked(Warning{Message: fmt.Sprintf("the session store recovered after %s; the events held in memory are written", down)})
+		}
 		if s.opts.OnFailure != nil {
 			cb := s.opts.OnFailure
 			s.mu.Unlock()
@@ -283,6 +325,36 @@ func (s *Session) flush(final bool) {
 		}
 	}
 	s.cond.Broadcast()
+}
+
+// line encodes one chained line (see the package documentation).
+func (s *Session) line(seq uint64, t time.Time, ev Event) ([]byte, string, error) {
+	v := reflect.ValueOf(ev)
+	for v.Kind() == reflect.Pointer && !v.IsNil() {
+		v = v.Elem()
+	}
+	if v.Kind() != reflect.Struct {
+		return chainLine(seq, t, ev.EventType(), ev, s.prev)
+	}
+	for _, f := range s.enc.fieldsOf(v.Type()) {
+		for _, k := range envelopeKeys {
+			if f.name == k {
+				return nil, "", fmt.Errorf("%w: event %s has a field named %q", ErrNotCanonical, ev.EventType(), k)
+			}
+		}
+	}
+	env := [...]member{
+		{name: "prev", raw: `"` + s.prev + `"`},
+		{name: "seq", raw: fmt.Sprint(seq)},
+		{name: "time", raw: `"` + t.UTC().Format(timeLayout) + `"`},
+		{name: "type", raw: string(appendStr(nil, ev.EventType()))},
+	}
+	body, err := s.enc.object(make([]byte, 0, 512), v, env[:])
+	if err != nil {
+		return nil, "", err
+	}
+	sum := lineHash(s.prev, body)
+	return insertHash(body, sum), sum, nil
 }
 
 // writeOut writes and syncs the unwritten cast bytes, then the event lines.
@@ -296,26 +368,44 @@ func (s *Session) writeOut() error {
 			}
 			s.castFile = f
 		}
-		n, err := s.castFile.Write(s.castUnw)
+		n, err := s.write(s.castFile, s.castUnw)
 		s.castUnw = s.castUnw[:copy(s.castUnw, s.castUnw[n:])]
 		if err != nil {
 			return &StoreError{Op: "write cast", Path: s.castFile.Name(), Err: err}
 		}
-		if err := s.castFile.Sync(); err != nil {
+		if err := s.sync(s.castFile); err != nil {
 			return &StoreError{Op: "sync cast", Path: s.castFile.Name(), Err: err}
 		}
 	}
 	if len(s.eventsUnw) > 0 {
-		n, err := s.events.Write(s.eventsUnw)
+		n, err := s.write(s.events, s.eventsUnw)
 		s.eventsUnw = s.eventsUnw[:copy(s.eventsUnw, s.eventsUnw[n:])]
 		if err != nil {
 			return &StoreError{Op: "write events", Path: s.events.Name(), Err: err}
 		}
-		if err := s.events.Sync(); err != nil {
+		if err := s.sync(s.events); err != nil {
 			return &StoreError{Op: "sync events", Path: s.events.Name(), Err: err}
 		}
 	}
 	return nil
+}
+
+func (s *Session) write(f *os.File, p []byte) (int, error) {
+	if s.store.fault != nil {
+		if err := s.store.fault("write"); err != nil {
+			return 0, err
+		}
+	}
+	return f.Write(p)
+}
+
+func (s *Session) sync(f *os.File) error {
+	if s.store.fault != nil {
+		if err := s.store.fault("sync"); err != nil {
+			return err
+		}
+	}
+	return f.Sync()
 }
 
 // Close ends the session: it records SessionEnd, waits for the writer to
@@ -335,6 +425,7 @@ func (s *Session) CloseReason(exitCode int, reason string) error {
 	}
 	recErr := s.recordLocked(SessionEnd{ExitCode: exitCode, Reason: reason})
 	s.closed = true
+	s.cond.Broadcast() // release Records waiting on back-pressure
 	s.mu.Unlock()
 
 	close(s.quit)
@@ -345,7 +436,7 @@ func (s *Session) CloseReason(exitCode int, reason string) error {
 	if err == nil && s.durable < s.seq {
 		err = &StoreError{Op: "flush events", Path: s.dir, Err: errors.New("events left unwritten")}
 	}
-	seq, last := s.seq, s.prev
+	seq, last := s.seq, s.lastHash
 	var castSum string
 	var castBytes int64
 	if s.cast != nil {

@@ -1,15 +1,17 @@
 package recorder
 
 import (
-	"crypto/ed25519"
 	"bufio"
 	"bytes"
+	"crypto/ed25519"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 )
+
+var fakeEpoch = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 
 // fakeClock advances by step at every call.
 type fakeClock struct {

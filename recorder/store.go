@@ -37,7 +37,7 @@ const (
 	// Record returns an error wrapping ErrStopped, and the caller ends the
 	// session.
 	FailStop FailMode = iota
-	// FailWarn: events are kept in memory (up to MaxBacklog bytes) and
+	// FailWarn: events are kept in memory (up to MaxBacklog events) and
 	// written when the store recovers; a Warning event then says how long it
 	// failed. Record fails only when the backlog is full.
 	FailWarn
@@ -61,7 +61,9 @@ type StoreOptions struct {
 	// User names who works the store (a local user or an email); the store
 	// log records it with a prune.
 	User string
-	// MaxBacklog caps the bytes held in memory in FailWarn mode. Default 64 MiB.
+	// MaxBacklog caps the events held in memory: in FailWarn mode while
+	// the store fails Record returns ErrBacklog beyond it; otherwise Record
+	// waits for the writer (back-pressure, never a drop). Default 262144.
 	MaxBacklog int
 }
 
@@ -70,6 +72,9 @@ type Store struct {
 	dir  string
 	opts StoreOptions
 	log  *slog.Logger
+	// fault, when set (tests only), is asked before every write and sync
+	// of a session's files; a non-nil error stands for a full disk.
+	fault func(op string) error
 }
 
 // OpenStore opens (creating, mode 0700) the session store at dir.
@@ -90,7 +95,7 @@ func OpenStore(dir string, opts StoreOptions) (*Store, error) {
 		opts.CheckpointInterval = 5 * time.Second
 	}
 	if opts.MaxBacklog <= 0 {
-		opts.MaxBacklog = 64 << 20
+		opts.MaxBacklog = 1 << 18
 	}
 	log := opts.Logger
 	if log == nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -101,7 +102,11 @@ func TestVerifyDetectsTampering(t *testing.T) {
 	}{
 		{"flip a byte", func(t *testing.T, dir, _ string) {
 			ls := lines(t, dir)
-			ls[4] = bytes.Replace(ls[4], []byte("SELECT 1"), []byte("SELECT 2"), 1)
+			n := slices.IndexFunc(ls, func(l []byte) bool { return bytes.Contains(l, []byte("SELECT 1")) })
+			if n != 4 {
+				t.Fatalf("statement 1 on line %d, want 5", n+1)
+			}
+			ls[n] = bytes.Replace(ls[n], []byte("SELECT 1"), []byte("SELECT 2"), 1)
 			writeLines(t, dir, ls)
 		}, EventsFile, 5, "was changed after it was written"},
 		{"reformat a line", func(t *testing.T, dir, _ string) {

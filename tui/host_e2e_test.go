@@ -251,6 +251,9 @@ while IFS= read -r line; do
     slow) (sleep 0.8; echo "late output") & ;;
     size) echo "size $(stty size)" ;;
     leave) sleep 1.5; echo "agent leaving"; exit 3 ;;
+    alt) printf '\033[?1049h\033[2J\033[H\033[1;31mFULL SCREEN APP\033[m\033[5;10Hcursor here' ;;
+    main) printf '\033[?1049l'; echo "back on main" ;;
+    modes) printf '\033[?1h\033=\033[?1002h\033[?1006h\033[?2004h\033[?25l'; echo "modes on" ;;
     *) echo "you said: $line" ;;
   esac
 done
@@ -276,10 +279,7 @@ func TestAgentApprovalE2E(t *testing.T) {
 	if got := p.next("answered"); got != `answered r1 approve_once jane@acme.dev prompt ""` {
 		t.Fatalf("queue got %s", got)
 	}
-	after := p.waitFor("the prompt to go", func(s string) bool { return !strings.Contains(s, promptTitle) })
-	if after != before {
-		t.Fatalf("the agent's screen is not back as it was\n--- before ---\n%s\n--- after ---\n%s", before, after)
-	}
+	p.waitFor("the agent's screen exactly as it was:\n"+before, func(s string) bool { return s == before })
 	if c := p.cursor(); c != curBefore {
 		t.Fatalf("cursor %s after the prompt, %s before", c, curBefore)
 	}
@@ -389,6 +389,40 @@ func TestAgentCtrlCE2E(t *testing.T) {
 	if d := time.Since(start); d > 4*time.Second {
 		t.Fatalf("Ctrl-C took %v to reach the agent", d)
 	}
+}
+
+// TestAgentAltScreenAndModesE2E: an agent on the alternate screen, with the
+// input modes full-screen programs use, gets all of it back after a prompt.
+func TestAgentAltScreenAndModesE2E(t *testing.T) {
+	p := startPane(t, []string{"bash", "--norc", "--noprofile", "-c", agentScript}, 100, 30, 0)
+	p.waitText("agent ready")
+	p.typeLine("modes")
+	p.waitText("modes on")
+	p.typeLine("alt")
+	p.waitText("FULL SCREEN APP")
+	const flags = "#{cursor_x},#{cursor_y},#{cursor_flag},#{alternate_on},#{keypad_cursor_flag},#{keypad_flag},#{mouse_button_flag},#{mouse_sgr_flag}"
+	before := p.capture()
+	flagsBefore := strings.TrimSpace(p.tmux("display-message", "-p", "-t", "e2e", flags))
+	if flagsBefore != "20,4,0,1,1,1,1,1" {
+		t.Fatalf("the agent's own modes did not take: %s", flagsBefore)
+	}
+	p.add("r1", "TRUNCATE audit_log")
+	p.waitText(promptTitle)
+	time.Sleep(300 * time.Millisecond)
+	p.keys("a")
+	p.next("answered")
+	p.waitFor("the agent's screen exactly as it was:\n"+before, func(s string) bool { return s == before })
+	if got := strings.TrimSpace(p.tmux("display-message", "-p", "-t", "e2e", flags)); got != flagsBefore {
+		t.Fatalf("modes after the prompt %s, before %s (cursor x,y,visible,alt,cursor keys,keypad,mouse,sgr)", got, flagsBefore)
+	}
+	// Leaving the alternate screen shows the main screen the agent left.
+	p.typeLine("main")
+	screen := p.waitText("back on main")
+	if !strings.Contains(screen, "modes on") || strings.Contains(screen, "FULL SCREEN APP") {
+		t.Fatalf("main screen after the alternate one:\n%s", screen)
+	}
+	p.typeLine("quit")
+	p.next("exit")
 }
 
 func lineWith(screen, text string) string {

@@ -134,29 +134,28 @@ func (m *mirror) repaint() []byte {
 	return []byte(b.String())
 }
 
-// modeBytes sets each of restoredModes the way the agent left it.
+// modeBytes sets each of restoredModes the way the agent left it: resets
+// first, then sets, because terminals treat the mouse modes as one setting
+// and resetting any of them (tmux, xterm) turns mouse reporting off.
 func (m *mirror) modeBytes() string {
-	var b strings.Builder
+	var resets, sets strings.Builder
 	for _, mode := range restoredModes() {
 		on := m.modes[mode]
 		if mode == ansi.ModeTextCursorEnable {
 			on = !m.emu.CursorHidden()
 		}
-		if mode == ansi.ModeNumericKeypad {
-			if on {
-				b.WriteString("\x1b=")
-			} else {
-				b.WriteString("\x1b>")
-			}
-			continue
-		}
-		if on {
-			b.WriteString(ansi.SetMode(mode))
-		} else {
-			b.WriteString(ansi.ResetMode(mode))
+		switch {
+		case mode == ansi.ModeNumericKeypad && on:
+			sets.WriteString("\x1b=")
+		case mode == ansi.ModeNumericKeypad:
+			resets.WriteString("\x1b>")
+		case on:
+			sets.WriteString(ansi.SetMode(mode))
+		default:
+			resets.WriteString(ansi.ResetMode(mode))
 		}
 	}
-	return b.String()
+	return resets.String() + sets.String()
 }
 
 // reset returns the bytes that leave the real terminal usable after the

@@ -208,4 +208,3 @@ func TestTagRows(t *testing.T) {
 		}
 	}
 }
-

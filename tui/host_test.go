@@ -240,7 +240,11 @@ func (c *castRecorder) WriteResize(cols, rows int) {
 	c.sizes = append(c.sizes, [2]int{cols, rows})
 	c.mu.Unlock()
 }
-func (c *castRecorder) WriteMarker(label string) { c.mu.Lock(); c.marks = append(c.marks, label); c.mu.Unlock() }
+func (c *castRecorder) WriteMarker(label string) {
+	c.mu.Lock()
+	c.marks = append(c.marks, label)
+	c.mu.Unlock()
+}
 
 // TestPromptKeepsDrainingTheAgent: an agent that writes a lot while a
 // prompt is up is not blocked (the statement waiting for approval would

@@ -112,9 +112,13 @@ func guardrunBinary(t *testing.T) string {
 		skipOrFail(t, "no Go toolchain to build guardrun: %v", err)
 	}
 	bin := filepath.Join(t.TempDir(), "guardrun")
+	root, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	if err := goBuild(ctx, "..", bin, "./cmd/guardrun"); err != nil {
+	if err := goBuild(ctx, root, bin, "./cmd/guardrun"); err != nil {
 		t.Fatalf("building guardrun: %v", err)
 	}
 	return bin
@@ -177,6 +181,10 @@ oauth2:
   skipApprovalScreen: false
 expiry:
   deviceRequests: "5m"
+  # Shorter than the minute before expiry at which guardrun refreshes, so
+  # whoami refreshes against Dex (rotated refresh token, ID token checked
+  # again, same subject).
+  idTokens: "45s"
 staticClients:
   - id: %s
     name: guardrun
@@ -343,25 +351,32 @@ func TestDexDeviceLogin(t *testing.T) {
 	}
 
 	// whoami, with no flags and no project file, shows the stored login.
-	who := exec.CommandContext(ctx, guardrun, "whoami", "--output", "json")
-	who.Env, who.Dir = env, work
+	// Twice: each run refreshes (the access token lives 45 s), the second
+	// with the refresh token the first one stored.
 	var wout, werr bytes.Buffer
-	who.Stdout, who.Stderr = &wout, &werr
-	if err := who.Run(); err != nil {
-		t.Fatalf("whoami: %v\n%s", err, werr.String())
-	}
-	var id struct {
-		Issuer, Subject, Email, Method, Storage string
-		Groups                                  []string
-		Verified                                bool
-		Expiry                                  time.Time `json:"token_expiry"`
-	}
-	if err := json.Unmarshal(wout.Bytes(), &id); err != nil {
-		t.Fatalf("whoami json: %v\n%s", err, wout.String())
-	}
-	if id.Issuer != issuer || id.Email != dexEmail || !id.Verified || id.Method != "sso" || id.Subject == "" ||
-		strings.Join(id.Groups, ",") != "eng,db-admins" || id.Expiry.Before(time.Now()) {
-		t.Errorf("whoami: %s", wout.String())
+	for i := range 2 {
+		wout.Reset()
+		werr.Reset()
+		who := exec.CommandContext(ctx, guardrun, "whoami", "--output", "json")
+		who.Env, who.Dir = env, work
+		who.Stdout, who.Stderr = &wout, &werr
+		if err := who.Run(); err != nil {
+			t.Fatalf("whoami %d: %v\n%s", i+1, err, werr.String())
+		}
+		var id struct {
+			Issuer, Subject, Email, Method, Storage string
+			Groups                                  []string
+			Verified                                bool
+			Expiry                                  time.Time `json:"token_expiry"`
+			Refreshed                               time.Time `json:"refreshed_at"`
+		}
+		if err := json.Unmarshal(wout.Bytes(), &id); err != nil {
+			t.Fatalf("whoami json: %v\n%s", err, wout.String())
+		}
+		if id.Issuer != issuer || id.Email != dexEmail || !id.Verified || id.Method != "sso" || id.Subject == "" ||
+			strings.Join(id.Groups, ",") != "eng,db-admins" || id.Expiry.Before(time.Now()) || id.Refreshed.IsZero() {
+			t.Errorf("whoami %d: %s", i+1, wout.String())
+		}
 	}
 	for _, s := range []string{wout.String(), werr.String(), out} {
 		if strings.Contains(s, "eyJ") {
@@ -375,7 +390,7 @@ func TestDexDeviceLogin(t *testing.T) {
 	if b, err := logout.CombinedOutput(); err != nil || !strings.Contains(string(b), "✓ Signed out "+dexEmail) {
 		t.Errorf("logout: %v\n%s", err, b)
 	}
-	who = exec.CommandContext(ctx, guardrun, "whoami", "--issuer", issuer, "--client-id", dexClient)
+	who := exec.CommandContext(ctx, guardrun, "whoami", "--issuer", issuer, "--client-id", dexClient)
 	who.Env, who.Dir = env, work
 	b, err := who.CombinedOutput()
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 4 || !strings.Contains(string(b), "guardrun: hint: run guardrun login") {

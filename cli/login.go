@@ -382,6 +382,7 @@ type whoamiJSON struct {
 	ClientID   string    `json:"client_id"`
 	Expiry     time.Time `json:"token_expiry,omitzero"`
 	SignedInAt time.Time `json:"signed_in_at,omitzero"`
+	Refreshed  time.Time `json:"refreshed_at,omitzero"`
 	Refresh    bool      `json:"refreshable"`
 	Storage    string    `json:"storage"`
 	Location   string    `json:"storage_location"`
@@ -418,7 +419,7 @@ func whoamiRun(ctx context.Context, opts *whoamiOptions) error {
 		return enc.Encode(whoamiJSON{
 			Issuer: l.Identity.Issuer, Subject: l.Identity.Subject, Email: l.Identity.Email, Name: l.Identity.Name,
 			Groups: groups, Verified: l.Identity.Verified, Method: l.Identity.Method, ClientID: l.ClientID,
-			Expiry: l.Expiry, SignedInAt: l.LoggedInAt, Refresh: l.Refreshable,
+			Expiry: l.Expiry, SignedInAt: l.LoggedInAt, Refreshed: l.RefreshedAt, Refresh: l.Refreshable,
 			Storage: store.Backend(), Location: store.Location(),
 		})
 	}
@@ -446,8 +447,10 @@ func printWhoami(w io.Writer, l auth.Login, store *auth.SecretStore, now time.Ti
 		left := l.Expiry.Sub(now).Round(time.Minute)
 		note := "refreshed when a session starts"
 		if left > 0 {
-			note = "in " + left.String()
-			note = strings.TrimSuffix(note, "0s")
+			note = fmt.Sprintf("in %dm", int(left/time.Minute))
+			if left >= time.Hour {
+				note = fmt.Sprintf("in %dh%02dm", int(left/time.Hour), int(left%time.Hour/time.Minute))
+			}
 		}
 		row("token", fmt.Sprintf("expires %s (%s)", l.Expiry.Local().Format("2006-01-02 15:04"), note))
 	}

@@ -51,9 +51,13 @@ func granted() reply  { return reply{200, ""} }
 
 const testClient = "guardrun-cli"
 
+// signingKey is generated once: RSA key generation dominates these tests,
+// more so under the race detector.
+var signingKey = sync.OnceValues(func() (*rsa.PrivateKey, error) { return rsa.GenerateKey(rand.Reader, 2048) })
+
 func newFakeProvider(t *testing.T) *fakeProvider {
 	t.Helper()
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	key, err := signingKey()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -437,8 +437,8 @@ func (h *host) startPrompt(ctx context.Context, list []policy.ApprovalRequest) *
 	h.mu.Unlock()
 
 	m := NewPrompt(PromptOptions{
-		Answer:   answerCmd(ctx, o.Queue),
-		Notify:   notifyCmd(&h.mu, o.Out),
+		Answer:   answerCmd(ctx, o.Queue, o.Cast),
+		Notify:   notifyCmd(&h.mu, o.Out, o.Cast),
 		By:       o.User,
 		Via:      "prompt",
 		Styles:   NewStyles(o.Out, !o.NoColor),
@@ -477,8 +477,9 @@ func (h *host) endPrompt(ep *episode) {
 	h.mu.Unlock()
 }
 
-// answerCmd sends an answer to the queue from a Bubble Tea command.
-func answerCmd(ctx context.Context, q Queue) func(string, policy.Answer) tea.Cmd {
+// answerCmd sends an answer to the queue from a Bubble Tea command and, when
+// it wins, marks the cast so a replay shows where the human answered.
+func answerCmd(ctx context.Context, q Queue, cast CastSink) func(string, policy.Answer) tea.Cmd {
 	return func(id string, a policy.Answer) tea.Cmd {
 		return func() tea.Msg {
 			if q == nil {
@@ -486,7 +487,11 @@ func answerCmd(ctx context.Context, q Queue) func(string, policy.Answer) tea.Cmd
 			}
 			actx, cancel := context.WithTimeout(ctx, 10*time.Second)
 			defer cancel()
-			return AnsweredMsg{ID: id, Answer: a, Err: q.Answer(actx, id, a)}
+			err := q.Answer(actx, id, a)
+			if err == nil && cast != nil {
+				cast.WriteMarker(fmt.Sprintf("approval %s: %s by %s", id, a.Verdict, a.By))
+			}
+			return AnsweredMsg{ID: id, Answer: a, Err: err}
 		}
 	}
 }
@@ -494,9 +499,12 @@ func answerCmd(ctx context.Context, q Queue) func(string, policy.Answer) tea.Cmd
 // notifyCmd rings the bell and sends an OSC 9 desktop notification for a
 // new request. The text is the connection and the start of the statement,
 // with control characters removed so it cannot end the sequence early.
-func notifyCmd(mu *sync.Mutex, out io.Writer) func(policy.ApprovalRequest) tea.Cmd {
+func notifyCmd(mu *sync.Mutex, out io.Writer, cast CastSink) func(policy.ApprovalRequest) tea.Cmd {
 	return func(r policy.ApprovalRequest) tea.Cmd {
 		return func() tea.Msg {
+			if cast != nil {
+				cast.WriteMarker(fmt.Sprintf("approval %s needed: %s", r.ID, oneLine(r.SQL, 60)))
+			}
 			msg := "guardrun: approval needed"
 			if r.Connection != "" {
 				msg += " on " + r.Connection

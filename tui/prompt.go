@@ -166,6 +166,30 @@ func (m Prompt) Current() (policy.ApprovalRequest, bool) {
 	return policy.ApprovalRequest{}, false
 }
 
+// Select shows the request with id, if the prompt still lists it.
+func (m Prompt) Select(id string) Prompt {
+	if id == m.cur {
+		return m
+	}
+	for _, r := range m.visible() {
+		if r.ID == id {
+			m.cur, m.scroll = id, 0
+			if m.noting {
+				m.noting = false
+				m.note.Blur()
+				m.note.Reset()
+			}
+		}
+	}
+	return m
+}
+
+// Noting reports whether the note field has the keys.
+func (m Prompt) Noting() bool { return m.noting }
+
+// Visible returns the requests the prompt still shows, oldest first.
+func (m Prompt) Visible() []policy.ApprovalRequest { return m.visible() }
+
 // Waiting reports how many requests the prompt still shows.
 func (m Prompt) Waiting() int { return len(m.visible()) }
 

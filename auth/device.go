@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -128,8 +129,19 @@ type DeviceCode struct {
 	nonce      string
 }
 
+// String shows what the user sees; the device code stays out of prints
+// and logs.
+func (d DeviceCode) String() string {
+	return fmt.Sprintf("user code %s at %s (expires %s)", d.UserCode, d.URL(), d.ExpiresAt.Format(time.RFC3339))
+}
+
+// LogValue keeps the device code out of slog records.
+func (d DeviceCode) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("user_code", d.UserCode), slog.String("url", d.URL()), slog.Time("expires", d.ExpiresAt))
+}
+
 // URL is the page to open: the complete URI (code filled in) when offered.
-func (d *DeviceCode) URL() string {
+func (d DeviceCode) URL() string {
 	if d.VerificationURIComplete != "" {
 		return d.VerificationURIComplete
 	}

@@ -1,8 +1,11 @@
 package auth
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -284,4 +287,81 @@ func TestIDTokenChecks(t *testing.T) {
 			t.Fatalf("err = %v, want ErrInvalidIDToken", err)
 		}
 	})
+}
+
+// timeoutOnce fails the first token request with a timeout, as a
+// connection that hangs would, then lets requests through.
+type timeoutOnce struct {
+	next  http.RoundTripper
+	fired bool
+}
+
+type timeoutErr struct{}
+
+func (timeoutErr) Error() string   { return "i/o timeout" }
+func (timeoutErr) Timeout() bool   { return true }
+func (timeoutErr) Temporary() bool { return true }
+
+func (rt *timeoutOnce) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.URL.Path == "/token" && !rt.fired {
+		rt.fired = true
+		return nil, timeoutErr{}
+	}
+	return rt.next.RoundTrip(r)
+}
+
+func TestTimeoutSlowsPolling(t *testing.T) {
+	fp := newFakeProvider(t)
+	fp.script = []reply{pending(), granted()}
+	opts := fp.opts()
+	opts.HTTPClient = &http.Client{Transport: &timeoutOnce{next: fp.srv.Client().Transport}}
+	p, err := Discover(context.Background(), fp.cfg(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dc, err := p.Start(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Wait(context.Background(), dc, newMemStore()); err != nil {
+		t.Fatal(err)
+	}
+	// RFC 8628 section 3.5: after a timeout, poll less often.
+	want := []time.Duration{5 * time.Second, 10 * time.Second, 10 * time.Second}
+	if !reflect.DeepEqual(fp.clock.sleeps, want) {
+		t.Errorf("sleeps = %v, want %v", fp.clock.sleeps, want)
+	}
+}
+
+func TestNoTokensInLogs(t *testing.T) {
+	fp := newFakeProvider(t)
+	var logs bytes.Buffer
+	opts := fp.opts()
+	opts.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	fp.script = []reply{pending(), slowDown(), granted()}
+	p, err := Discover(context.Background(), fp.cfg(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dc, err := p.Start(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Logger.Info("device code issued", "code", dc) // as a careless caller might
+	store := newMemStore()
+	l, err := p.Wait(context.Background(), dc, store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fp.clock.Advance(2 * time.Hour)
+	fp.refresh = []reply{granted()}
+	if _, err := CurrentLogin(context.Background(), fp.cfg(), store, opts); err != nil {
+		t.Fatal(err)
+	}
+	if logs.Len() == 0 {
+		t.Error("nothing was logged; the check below proves nothing")
+	}
+	noTokens(t, "log", logs.String())
+	noTokens(t, "login", fmt.Sprintf("%+v %v", l, l))
+	noTokens(t, "device code", fmt.Sprintf("%+v", *dc))
 }

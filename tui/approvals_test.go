@@ -106,7 +106,9 @@ func TestRunApprovalsOnATerminal(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
-	go func() { done <- RunApprovalsWith(ctx, ApprovalsOptions{In: p.tty, Out: p.tty, Queue: q, NoColor: true}) }()
+	go func() {
+		done <- RunApprovalsWith(ctx, ApprovalsOptions{In: p.tty, Out: p.tty, Queue: q, NoColor: true})
+	}()
 	p.waitFor(t, 0, "DELETE FROM public.orders")
 	if _, err := p.master.Write([]byte("a")); err != nil {
 		t.Fatal(err)

@@ -124,8 +124,15 @@ func (s *SecretStore) Location() string {
 // was reachable.
 func (s *SecretStore) Warning() string { return s.warning }
 
-// ErrSecretNotFound is returned by Get for a name that holds nothing.
-var ErrSecretNotFound = errors.New("secret not found")
+// ErrSecretNotFound is returned by Get for a name that holds nothing. It
+// also matches fs.ErrNotExist, which is what the recorder's KeyStore asks
+// for.
+var ErrSecretNotFound error = notFound{}
+
+type notFound struct{}
+
+func (notFound) Error() string        { return "secret not found" }
+func (notFound) Is(target error) bool { return target == fs.ErrNotExist }
 
 // Get returns the secret stored under name, or ErrSecretNotFound.
 func (s *SecretStore) Get(name string) ([]byte, error) {

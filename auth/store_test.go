@@ -27,8 +27,8 @@ var (
 
 func exercise(t *testing.T, s *SecretStore) {
 	t.Helper()
-	if _, err := s.Get("login"); !errors.Is(err, ErrSecretNotFound) {
-		t.Fatalf("Get of nothing: %v", err)
+	if _, err := s.Get("login"); !errors.Is(err, ErrSecretNotFound) || !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("Get of nothing: %v (want ErrSecretNotFound, matching fs.ErrNotExist for the recorder)", err)
 	}
 	text := []byte(`{"refresh_token":"r"}`)
 	key := []byte{0, 1, 2, 0xff, 0xfe, 0}

@@ -76,7 +76,7 @@ func discover(ctx context.Context, cfg Config, opts Options, requireDevice bool)
 	if err := json.Unmarshal(body, &meta); err != nil {
 		return nil, fmt.Errorf("discovering %s: %w: %v", cfg.Issuer, ErrBadResponse, err)
 	}
-	if meta.Issuer != cfg.Issuer {
+	if !sameIssuer(meta.Issuer, cfg.Issuer) {
 		return nil, fmt.Errorf("discovering %s: %w: the document names issuer %q", cfg.Issuer, ErrBadResponse, meta.Issuer)
 	}
 	if meta.TokenEndpoint == "" || meta.JWKSURI == "" {
@@ -108,6 +108,13 @@ func discover(ctx context.Context, cfg Config, opts Options, requireDevice bool)
 		}),
 	}
 	return p, nil
+}
+
+// sameIssuer compares issuer URLs forgiving a trailing slash: some issuers
+// end in one (Auth0), and people type them with or without. Tokens are then
+// checked against the exact discovered issuer.
+func sameIssuer(a, b string) bool {
+	return strings.TrimSuffix(a, "/") == strings.TrimSuffix(b, "/")
 }
 
 // Issuer is the discovered issuer URL.

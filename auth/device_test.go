@@ -200,9 +200,18 @@ func TestDiscoveryIssuerMismatch(t *testing.T) {
 	fp := newFakeProvider(t)
 	cfg := fp.cfg()
 	cfg.Issuer += "/"
-	_, err := Discover(context.Background(), cfg, fp.opts())
-	if !errors.Is(err, ErrBadResponse) {
-		t.Fatalf("err = %v, want ErrBadResponse", err)
+	p, err := Discover(context.Background(), cfg, fp.opts())
+	if err != nil || p.Issuer() != fp.srv.URL {
+		t.Fatalf("a trailing slash is not forgiven: %v", err)
+	}
+	// Another server handing out the provider's document names an issuer
+	// that is not the one asked for.
+	proxy := httptest.NewServer(http.HandlerFunc(fp.serve))
+	defer proxy.Close()
+	cfg.Issuer = proxy.URL
+	_, err = Discover(context.Background(), cfg, fp.opts())
+	if !errors.Is(err, ErrBadResponse) || !strings.Contains(err.Error(), "names issuer") {
+		t.Fatalf("err = %v, want ErrBadResponse naming the issuer", err)
 	}
 }
 

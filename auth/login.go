@@ -110,7 +110,7 @@ func CurrentLogin(ctx context.Context, cfg Config, store Store, opts Options) (L
 	if err != nil {
 		return Login{}, err
 	}
-	if r.Issuer != cfg.Issuer || r.ClientID != cfg.ClientID {
+	if !sameIssuer(r.Issuer, cfg.Issuer) || r.ClientID != cfg.ClientID {
 		return Login{}, fmt.Errorf("%w at %s (signed in at %s)", ErrNotLoggedIn, cfg.Issuer, r.Issuer)
 	}
 	if !r.Expiry.IsZero() && opts.Now().Add(refreshMargin).Before(r.Expiry) {

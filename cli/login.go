@@ -48,8 +48,8 @@ func (a *authFlags) resolve(cfg *Config) auth.Config {
 		c = auth.Config{Issuer: cfg.Auth.Issuer, ClientID: cfg.Auth.ClientID, Scopes: cfg.Auth.Scopes, Audience: cfg.Auth.Audience}
 	}
 	if a.Issuer != "" {
-		c.Issuer = strings.TrimSuffix(a.Issuer, "/")
-		if a.ClientID == "" && (cfg == nil || cfg.Auth.Issuer != c.Issuer) {
+		c.Issuer = a.Issuer
+		if a.ClientID == "" && (cfg == nil || strings.TrimSuffix(cfg.Auth.Issuer, "/") != strings.TrimSuffix(c.Issuer, "/")) {
 			c.ClientID = ""
 		}
 	}

@@ -125,8 +125,11 @@ func TestAuthFlagsResolve(t *testing.T) {
 		t.Errorf("config only: %+v", got)
 	}
 	// Another issuer on the command line does not inherit the project's client.
-	if got := (&authFlags{Issuer: "https://dex.test/"}).resolve(cfg); got.Issuer != "https://dex.test" || got.ClientID != "" {
+	if got := (&authFlags{Issuer: "https://dex.test/"}).resolve(cfg); got.Issuer != "https://dex.test/" || got.ClientID != "" {
 		t.Errorf("--issuer: %+v", got)
+	}
+	if got := (&authFlags{Issuer: "https://login.acme.dev/"}).resolve(cfg); got.ClientID != "guardrun" {
+		t.Errorf("--issuer with a slash: %+v", got)
 	}
 	if got := (&authFlags{Issuer: "https://dex.test", ClientID: "c"}).resolve(nil); got.ClientID != "c" {
 		t.Errorf("flags only: %+v", got)

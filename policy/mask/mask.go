@@ -456,7 +456,9 @@ func build(cfg *Config, key []byte, o Override) (*Masker, error) {
 	return m, nil
 }
 
-func isGroup(k string) bool { return k == "all" || k == "secrets" || k == "personal" || k == "gitleaks" }
+func isGroup(k string) bool {
+	return k == "all" || k == "secrets" || k == "personal" || k == "gitleaks"
+}
 
 func inGroup(k string, i int, name string) bool {
 	switch k {

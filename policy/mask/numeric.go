@@ -1,6 +1,9 @@
 package mask
 
-import "net/netip"
+import (
+	"bytes"
+	"net/netip"
+)
 
 // Numbers: a run of digit groups joined by short separators is read once;
 // then windows of consecutive groups are tried as card, SSN, phone and IPv4,
@@ -20,6 +23,7 @@ const (
 
 type numRun struct {
 	g     [maxGroups]group
+	cum   [maxGroups + 1]int // cum[k]: digits in groups before k
 	sep   [maxGroups]byte // sep[k] joins g[k] and g[k+1]
 	n     int
 	plus  bool // '+' right before the first group
@@ -29,13 +33,7 @@ type numRun struct {
 
 func (r *numRun) size(k int) int { return r.g[k].e - r.g[k].s }
 
-func (r *numRun) digits(a, b int) int {
-	t := 0
-	for k := a; k <= b; k++ {
-		t += r.size(k)
-	}
-	return t
-}
+func (r *numRun) digits(a, b int) int { return r.cum[b+1] - r.cum[a] }
 
 // sameSep reports whether the separators inside groups a..b are all c.
 func (r *numRun) sameSep(a, b int, c byte) bool {
@@ -51,7 +49,8 @@ func (r *numRun) endsOK(b int) bool { return b < r.n-1 || r.endOK }
 
 func (s *scanner) numeric(v []byte, i int) int {
 	n := len(v)
-	var r numRun
+	r := &s.run
+	r.n = 0
 	r.plus = i > 0 && v[i-1] == '+'
 	r.paren = i > 0 && v[i-1] == '('
 	j := i
@@ -61,6 +60,7 @@ func (s *scanner) numeric(v []byte, i int) int {
 			k++
 		}
 		r.g[r.n] = group{j, k}
+		r.cum[r.n+1] = r.cum[r.n] + k - j
 		r.n++
 		if r.n == maxGroups || k >= n {
 			break
@@ -93,8 +93,11 @@ func (s *scanner) numeric(v []byte, i int) int {
 	if end < n && v[end] == '@' {
 		return end // digits of an email's local part
 	}
+	if r.cum[r.n] < 8 && !(r.cum[r.n] >= 4 && s.on(detIPv4)) {
+		return end // too few digits for any number we look for
+	}
 	for a := 0; a < r.n; {
-		if b, ok := s.tryWindows(v, &r, a); ok {
+		if b, ok := s.tryWindows(v, r, a); ok {
 			a = b + 1
 			continue
 		}
@@ -107,14 +110,18 @@ func (s *scanner) tryWindows(v []byte, r *numRun, a int) (int, bool) {
 	if a > 0 && (r.sep[a-1] == '.' || r.sep[a-1] == sepMixed) {
 		return 0, false // "1.2345..." is a decimal, not the start of a number
 	}
-	if s.on(detCard) {
+	left := r.cum[r.n] - r.cum[a]
+	if left < 4 {
+		return 0, false
+	}
+	if s.on(detCard) && left >= 13 {
 		for b := min(r.n-1, a+5); b >= a; b-- {
 			if r.endsOK(b) && cardWin(v, r, a, b) && s.add(r.g[a].s, r.g[b].e, detCard, 0) {
 				return b, true
 			}
 		}
 	}
-	if s.on(detSSN) {
+	if s.on(detSSN) && left >= 9 {
 		if a+2 < r.n && r.endsOK(a+2) && ssnWin(v, r, a) && s.add(r.g[a].s, r.g[a+2].e, detSSN, 0) {
 			return a + 2, true
 		}
@@ -123,7 +130,7 @@ func (s *scanner) tryWindows(v []byte, r *numRun, a int) (int, bool) {
 			return a, true
 		}
 	}
-	if s.on(detPhone) {
+	if s.on(detPhone) && left >= 8 {
 		if b, st, ok := phoneWin(v, r, a); ok && s.add(st, r.g[b].e, detPhone, 0) {
 			return b, true
 		}
@@ -443,7 +450,7 @@ func (s *scanner) ipv6(v []byte, i int) int {
 			hex = true
 		}
 	}
-	if colons < 2 || !hex {
+	if colons < 2 || !hex || (colons < 7 && !bytes.Contains(v[st:e], []byte("::"))) {
 		return i
 	}
 	a, err := netip.ParseAddr(string(v[st:e]))

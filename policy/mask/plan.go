@@ -89,6 +89,7 @@ func isInet(oid uint32) bool { return oid == 869 || oid == 650 || oid == 1041 ||
 func (m *Masker) Plan(cols []Column) *Plan {
 	p := &Plan{m: m}
 	p.sc.m = m
+	p.sc.en = m.enabled()
 	p.detCounts = make([]int, len(m.names))
 	p.cols = make([]colPlan, len(cols))
 	p.extra = colPlan{act: aScan, kind: kText, det: -1}
@@ -351,7 +352,7 @@ func (m *Masker) Text(s string) (string, Counts) {
 	if m.disabled || !m.anyScan || s == "" {
 		return s, nil
 	}
-	sc := scanner{m: m}
+	sc := scanner{m: m, en: m.enabled()}
 	v := []byte(s)
 	sc.scan(v)
 	if len(sc.matches) == 0 {

@@ -2,6 +2,7 @@ package mask
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/base64"
 	"hash"
 )
@@ -115,14 +116,27 @@ type hmacState struct{ h hash.Hash }
 type scanner struct {
 	m       *Masker
 	matches []match
-	last    int  // end of the last match: no new match may start before it
+	en      uint32 // enabled built-in detectors (bit per det)
+	last    int    // end of the last match: no new match may start before it
 	awsCtx  bool // an AWS key id was seen in this value
 	lowerv  []byte
+	run     numRun
 	hm      hmacState
 	sum     []byte
 }
 
-func (s *scanner) on(d det) bool { return s.m.strat[d] != Off }
+func (s *scanner) on(d det) bool { return s.en&(1<<d) != 0 }
+
+// enabled is the bit set of the built-in detectors that are not Off.
+func (m *Masker) enabled() uint32 {
+	var en uint32
+	for d := det(0); d < numBuiltin; d++ {
+		if m.strat[d] != Off {
+			en |= 1 << d
+		}
+	}
+	return en
+}
 
 // add records a match unless it overlaps an earlier one.
 func (s *scanner) add(start, end int, d det, aux int) bool {
@@ -134,54 +148,46 @@ func (s *scanner) add(start, end int, d det, aux int) bool {
 	return true
 }
 
+// mayTrigger reports whether one of the 8 bytes of x may be a trigger: in
+// 0x24..0x40 ($ ' - digits : = @ and some punctuation), or 'A', 'J', '_'.
+// Letters other than A and J, spaces, '"' and UTF-8 sequences are not, so
+// most of a text is skipped 8 bytes at a time (bit-twiddling "hasbetween"
+// and "haszero", both exact).
+func mayTrigger(x uint64) bool {
+	const (
+		ones = 0x0101010101010101
+		low7 = 0x7f7f7f7f7f7f7f7f
+		high = 0x8080808080808080
+		m    = 0x23 // exclusive bounds
+		n    = 0x41
+	)
+	t := x & low7
+	if (ones*(127+n)-t)&^x&(t+ones*(127-m))&high != 0 {
+		return true
+	}
+	a, j, u := x^(ones*'A'), x^(ones*'J'), x^(ones*'_')
+	return ((a-ones)&^a|(j-ones)&^j|(u-ones)&^u)&high != 0
+}
+
 // scan finds the matches in v, in order, without overlaps.
 func (s *scanner) scan(v []byte) {
 	s.matches = s.matches[:0]
 	s.last = 0
 	s.awsCtx = false
 	n := len(v)
-	for i := 0; i < n; i++ {
-		t := trig[v[i]]
-		if t == tNone {
+	for i := 0; i < n; {
+		if i+8 <= n && !mayTrigger(binary.LittleEndian.Uint64(v[i:])) {
+			i += 8
 			continue
 		}
-		next := i
-		switch t {
-		case tDigit:
-			if i > 0 && isWord(v[i-1]) {
-				if i >= 2 && isUpper(v[i-1]) && isUpper(v[i-2]) && (i == 2 || !isWord(v[i-3])) && s.on(detIBAN) {
-					next = s.iban(v, i-2)
-				}
-				break
+		for lim := min(i+8, n); i < lim; i++ {
+			t := trig[v[i]]
+			if t == tNone {
+				continue
 			}
-			next = s.numeric(v, i)
-		case tAt:
-			next = s.email(v, i)
-		case tColon:
-			if i+2 < n && v[i+1] == '/' && v[i+2] == '/' {
-				next = s.urlPassword(v, i)
-			} else if s.on(detIPv6) && i+1 < n && (v[i+1] == ':' || is(v[i+1], cWord)) && s.ipv6(v, i) > i {
-				next = s.last
-			} else {
-				next = s.assignment(v, i)
+			if next := s.dispatch(v, i, t); next > i {
+				i = next - 1
 			}
-		case tEq:
-			next = s.assignment(v, i)
-		case tDash:
-			next = s.dash(v, i)
-		case tUnder:
-			next = s.under(v, i)
-		case tDollar:
-			next = s.dollar(v, i)
-		case tQuote:
-			next = s.sqlPassword(v, i)
-		case tA:
-			next = s.awsKeyID(v, i)
-		case tJ:
-			next = s.jwt(v, i)
-		}
-		if next > i {
-			i = next - 1
 		}
 	}
 	if s.awsCtx && s.on(detAWSSecretKey) {
@@ -190,6 +196,49 @@ func (s *scanner) scan(v []byte) {
 	if len(s.m.rules) > 0 {
 		s.extraRules(v)
 	}
+}
+
+// dispatch runs the detector a trigger byte starts and returns where the
+// scan continues (i or less: at i+1).
+func (s *scanner) dispatch(v []byte, i int, t uint8) int {
+	n := len(v)
+	switch t {
+	case tDigit:
+		if i > 0 && isWord(v[i-1]) {
+			if i >= 2 && isUpper(v[i-1]) && isUpper(v[i-2]) && (i == 2 || !isWord(v[i-3])) && s.on(detIBAN) {
+				return s.iban(v, i-2)
+			}
+			return i
+		}
+		return s.numeric(v, i)
+	case tAt:
+		return s.email(v, i)
+	case tColon:
+		if i+2 < n && v[i+1] == '/' && v[i+2] == '/' {
+			return s.urlPassword(v, i)
+		}
+		if s.on(detIPv6) && i+1 < n && (v[i+1] == ':' || is(v[i+1], cWord)) {
+			if e := s.ipv6(v, i); e > i {
+				return e
+			}
+		}
+		return s.assignment(v, i)
+	case tEq:
+		return s.assignment(v, i)
+	case tDash:
+		return s.dash(v, i)
+	case tUnder:
+		return s.under(v, i)
+	case tDollar:
+		return s.dollar(v, i)
+	case tQuote:
+		return s.sqlPassword(v, i)
+	case tA:
+		return s.awsKeyID(v, i)
+	case tJ:
+		return s.jwt(v, i)
+	}
+	return i
 }
 
 // insert adds a match found out of order (second passes), keeping order and
@@ -329,45 +378,79 @@ func (s *scanner) urlPassword(v []byte, colon int) int {
 	return at + 1
 }
 
-// keyKind classifies an assignment key by its (case-folded) suffix.
-func keyKind(key []byte) (det, bool) {
-	var b [48]byte
-	if len(key) > len(b) {
-		key = key[len(key)-len(b):]
+// hasSuffixKey reports whether key ends with the word suf, folding case and
+// reading '-' and '.' as '_'. A word: the suffix starts the key or follows
+// a separator.
+func hasSuffixKey(key []byte, suf string) bool {
+	n, m := len(key), len(suf)
+	if n < m {
+		return false
 	}
-	n := len(key)
-	for i, c := range key {
-		c = lower(c)
+	for i := 0; i < m; i++ {
+		c := lower(key[n-m+i])
 		if c == '-' || c == '.' {
 			c = '_'
 		}
-		b[i] = c
-	}
-	k := b[:n]
-	has := func(suf string) bool {
-		if !bytes.HasSuffix(k, []byte(suf)) {
+		if c != suf[i] {
 			return false
 		}
-		// a whole word: the suffix starts the key or follows '_'
-		p := n - len(suf)
-		return p == 0 || k[p-1] == '_' || suf[0] == '_'
 	}
-	switch {
-	case has("private_key_id"), has("private_key"):
-		return detGCP, true
-	case has("accountkey"), has("account_key"):
-		return detAzure, true
-	case has("secret_access_key"), has("aws_secret_key"), has("aws_secret"):
-		return detAWSSecretKey, true
-	case has("password"), has("passwd"), has("pwd"), has("passphrase"), has("secret"),
-		has("secret_key"), has("api_key"), has("apikey"), has("token"), has("client_secret"),
-		has("access_key"), has("signing_key"), has("encryption_key"), has("credentials"):
-		if bytes.Contains(k, []byte("aws")) && !has("token") {
+	if n == m || suf[0] == '_' {
+		return true
+	}
+	c := key[n-m-1]
+	return c == '_' || c == '-' || c == '.' || (isLower(suf[0]) && isUpper(key[n-m]) && isLower(c))
+}
+
+func isLower(c byte) bool { return c-'a' < 26 }
+
+func containsFold(b []byte, w string) bool {
+	for i := 0; i+len(w) <= len(b); i++ {
+		if hasPrefixFold(b[i:], w) {
+			return true
+		}
+	}
+	return false
+}
+
+// keyKind classifies an assignment key by its last word(s).
+func keyKind(key []byte) (det, bool) {
+	if len(key) > 48 {
+		key = key[len(key)-48:]
+	}
+	h := func(suf string) bool { return hasSuffixKey(key, suf) }
+	secret := false
+	switch lower(key[len(key)-1]) {
+	case 'd':
+		secret = h("password") || h("passwd") || h("pwd")
+	case 'e':
+		secret = h("passphrase")
+	case 't':
+		secret = h("secret")
+	case 'n':
+		secret = h("token")
+	case 's':
+		secret = h("credentials")
+	case 'y':
+		switch {
+		case h("private_key"):
+			return detGCP, true
+		case h("accountkey"), h("account_key"):
+			return detAzure, true
+		case h("secret_access_key"), h("aws_secret_key"):
 			return detAWSSecretKey, true
 		}
-		return detSecret, true
+		secret = h("secret_key") || h("api_key") || h("apikey") || h("access_key") || h("signing_key") || h("encryption_key")
+	case 'i':
+		return detGCP, h("private_key_id")
 	}
-	return 0, false
+	if !secret {
+		return 0, false
+	}
+	if containsFold(key, "aws") && !h("token") {
+		return detAWSSecretKey, true
+	}
+	return detSecret, true
 }
 
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
@@ -531,7 +614,7 @@ func (s *scanner) sqlPassword(v []byte, q int) int {
 
 // awsKeyID: AKIA... at an 'A'.
 func (s *scanner) awsKeyID(v []byte, i int) int {
-	if i+20 > len(v) || (i > 0 && isAlnum(v[i-1])) {
+	if i+20 > len(v) || !isUpper(v[i+2]) || bytes.IndexByte([]byte("KSGIRNBC"), v[i+1]) < 0 || (i > 0 && isAlnum(v[i-1])) {
 		return i
 	}
 	switch string(v[i : i+4]) {
@@ -745,11 +828,20 @@ var hashWords = [...]string{"pbkdf2_sha256", "pbkdf2_sha1", "argon2", "bcrypt", 
 
 // dollar: password hashes.
 func (s *scanner) dollar(v []byte, i int) int {
-	if !s.on(detPasswordHash) {
+	n := len(v)
+	if !s.on(detPasswordHash) || i+3 >= n {
 		return i
 	}
-	n := len(v)
+	if c := v[i+1]; isDigit(c) && v[i+2] != '$' && !(c == '2' && v[i+3] == '$') {
+		return i // "$5", "$120.00": a price, not "$6$" nor "$2b$"
+	}
 	st := -1
+	if bytes.IndexByte([]byte("2asy7g651pm"), v[i+1]) < 0 {
+		// not an id we know; Django-style words end right before the '$'
+		if i == 0 || !isWord(v[i-1]) {
+			return i
+		}
+	}
 	if i == 0 || !is(v[i-1], cHashC) || v[i-1] == '$' || v[i-1] == ',' || v[i-1] == ':' || v[i-1] == '=' {
 		for _, id := range hashIDs {
 			if i+len(id) <= n && string(v[i:i+len(id)]) == id {

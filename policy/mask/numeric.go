@@ -24,7 +24,7 @@ const (
 type numRun struct {
 	g     [maxGroups]group
 	cum   [maxGroups + 1]int // cum[k]: digits in groups before k
-	sep   [maxGroups]byte // sep[k] joins g[k] and g[k+1]
+	sep   [maxGroups]byte    // sep[k] joins g[k] and g[k+1]
 	n     int
 	plus  bool // '+' right before the first group
 	paren bool // '(' right before the first group

@@ -2,8 +2,8 @@ package mask
 
 import (
 	"bytes"
-	"encoding/binary"
 	"encoding/base64"
+	"encoding/binary"
 	"hash"
 )
 
@@ -118,7 +118,7 @@ type scanner struct {
 	matches []match
 	en      uint32 // enabled built-in detectors (bit per det)
 	last    int    // end of the last match: no new match may start before it
-	awsCtx  bool // an AWS key id was seen in this value
+	awsCtx  bool   // an AWS key id was seen in this value
 	lowerv  []byte
 	run     numRun
 	hm      hmacState

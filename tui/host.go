@@ -228,7 +228,38 @@ func (h *host) run(ctx context.Context) (exitCode int, err error) {
 		h.mir.close()
 		return 126, fmt.Errorf("raw mode on the terminal: %w", err)
 	}
-	var ep *episode
+	var (
+		ep      *episode
+		cr      cancelreader.CancelReader
+		outDone = make(chan struct{})
+		inDone  = make(chan struct{})
+		stopped bool
+	)
+	// stop ends the agent's side and waits for every goroutine of it: the
+	// agent, the output pump (given drain to show the agent's last words; a
+	// child it left behind may hold the PTY open), the input pump.
+	stop := func(kill bool, drain time.Duration) {
+		if stopped {
+			return
+		}
+		stopped = true
+		if kill {
+			h.signalAgent(syscall.SIGKILL)
+		}
+		<-waited
+		select {
+		case <-outDone:
+		case <-time.After(drain):
+		}
+		_ = ptmx.Close()
+		<-outDone
+		if cr != nil {
+			cr.Cancel()
+			<-inDone
+			_ = cr.Close()
+		}
+	}
+	// restore gives the terminal back; only after stop.
 	restore := func() {
 		if ep != nil {
 			h.endPrompt(ep)
@@ -238,10 +269,11 @@ func (h *host) run(ctx context.Context) (exitCode int, err error) {
 		_, _ = o.Out.Write(h.mir.reset())
 		h.mu.Unlock()
 		_ = term.Restore(int(o.In.Fd()), oldState)
+		h.mir.close()
 	}
 	defer func() {
 		if r := recover(); r != nil {
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			stop(true, 0)
 			restore()
 			panic(r)
 		}
@@ -251,24 +283,29 @@ func (h *host) run(ctx context.Context) (exitCode int, err error) {
 	signal.Notify(sigs, syscall.SIGWINCH, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGINT, syscall.SIGQUIT)
 	defer signal.Stop(sigs)
 
-	outDone := make(chan struct{})
+	// A panic in a pump (the cast is someone else's code) is carried to this
+	// goroutine, whose deferred restore then leaves the terminal usable.
+	panicked := make(chan any, 2)
+	carry := func() {
+		if r := recover(); r != nil {
+			panicked <- r
+		}
+	}
 	go func() {
 		defer close(outDone)
+		defer carry()
 		h.pumpOutput()
 	}()
-	cr, err := cancelreader.NewReader(o.In)
+	cr, err = cancelreader.NewReader(o.In)
 	if err != nil {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-waited
-		_ = ptmx.Close()
-		<-outDone
+		cr = nil
+		stop(true, 0)
 		restore()
-		h.mir.close()
 		return 126, fmt.Errorf("reading the terminal: %w", err)
 	}
-	inDone := make(chan struct{})
 	go func() {
 		defer close(inDone)
+		defer carry()
 		h.pumpInput(cr)
 	}()
 
@@ -290,10 +327,13 @@ loop:
 		select {
 		case <-waited:
 			break loop
+		case r := <-panicked:
+			panic(r)
 		case list, ok := <-updates:
 			if !ok {
 				updates, list = nil, nil
 			}
+			list = h.fill(list)
 			switch {
 			case len(list) > 0 && ep == nil:
 				ep = h.startPrompt(ctx, list)
@@ -329,24 +369,27 @@ loop:
 	}
 	exitCode = exitCodeOf(cmd.ProcessState)
 	h.log.Debug("agent exited", "code", exitCode)
-	if ep != nil {
-		h.endPrompt(ep)
-		ep = nil
-	}
-	// Draw what the agent wrote last; a child it left behind may hold the
-	// PTY open, so do not wait for that forever.
-	select {
-	case <-outDone:
-	case <-time.After(250 * time.Millisecond):
-	}
-	_ = ptmx.Close()
-	<-outDone
-	cr.Cancel()
-	<-inDone
-	_ = cr.Close()
+	stop(false, 250*time.Millisecond)
 	restore()
-	h.mir.close()
 	return exitCode, nil
+}
+
+// fill names the session and the agent on requests that do not.
+func (h *host) fill(list []policy.ApprovalRequest) []policy.ApprovalRequest {
+	if h.opts.Who == "" && h.opts.Session == "" {
+		return list
+	}
+	out := make([]policy.ApprovalRequest, len(list))
+	for i, r := range list {
+		if r.Agent == "" {
+			r.Agent = h.opts.Who
+		}
+		if r.Session == "" {
+			r.Session = h.opts.Session
+		}
+		out[i] = r
+	}
+	return out
 }
 
 // signalAgent sends s to the agent's process group (it leads one: the PTY
@@ -386,17 +429,22 @@ func (h *host) pumpOutput() {
 			if h.opts.Cast != nil {
 				h.opts.Cast.WriteOutput(p)
 			}
-			h.mu.Lock()
-			h.mir.toAgent.Store(h.paused)
-			h.mir.write(p)
-			if !h.paused {
-				_, _ = h.opts.Out.Write(p)
-			}
-			h.mu.Unlock()
+			h.show(p)
 		}
 		if err != nil {
 			return
 		}
+	}
+}
+
+// show mirrors p and draws it unless a prompt is up.
+func (h *host) show(p []byte) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.mir.toAgent.Store(h.paused)
+	h.mir.write(p)
+	if !h.paused {
+		_, _ = h.opts.Out.Write(p)
 	}
 }
 

@@ -331,3 +331,90 @@ func BenchmarkPromptLatency(b *testing.B) {
 	cancel()
 	<-done
 }
+
+// panickyCast panics on the agent's first output.
+type panickyCast struct{ castRecorder }
+
+func (c *panickyCast) WriteOutput([]byte) { panic("cast broke") }
+
+// TestRunAgentPanicRestoresTheTerminal: a panic (here in the cast, on the
+// output goroutine) reaches the caller, and the terminal is restored first.
+func TestRunAgentPanicRestoresTheTerminal(t *testing.T) {
+	p := newPTYPair(t, 80, 24)
+	before := termios(t, p.tty)
+	func() {
+		defer func() {
+			if r := recover(); r != "cast broke" {
+				t.Fatalf("recovered %v, want the cast's panic", r)
+			}
+		}()
+		_, _ = RunAgent(context.Background(), HostOptions{Argv: []string{"sh", "-c", "printf '\\033[?1049h\\033[?2004hfull screen'; sleep 5"}, In: p.tty, Out: p.tty, Cast: &panickyCast{}})
+		t.Fatal("RunAgent returned instead of panicking")
+	}()
+	if after := termios(t, p.tty); after != before {
+		t.Fatal("terminal left in raw mode after a panic")
+	}
+}
+
+// TestPromptOnAPTY: the announcement (bell, OSC 9), the cast markers, keys
+// typed during the arm delay reaching the agent, the answering key not
+// reaching it, and the agent's output during the prompt drawn afterwards.
+func TestPromptOnAPTY(t *testing.T) {
+	p := newPTYPair(t, 100, 30)
+	q := newFakeQueue()
+	c := &castRecorder{}
+	answers := make(chan string, 4)
+	q.onAnswer = func(id string, a policy.Answer) { answers <- id + " " + string(a.Verdict) + " " + a.By }
+	done := make(chan struct{})
+	var code int
+	var err error
+	go func() {
+		defer close(done)
+		code, err = RunAgent(context.Background(), HostOptions{
+			Argv: []string{"sh", "-c", `echo ready; read x; echo "early $x"; read y; echo "got $y"; exit 0`},
+			In:   p.tty, Out: p.tty, Queue: q, Cast: c, NoColor: true, ArmDelay: time.Second, User: "jane@acme.dev", Who: "claude",
+		})
+	}()
+	off := p.waitFor(t, 0, "ready")
+	r := testRequest("r1", "DELETE FROM t", time.Minute)
+	r.Agent = ""
+	q.add(r)
+	off = p.waitFor(t, off, "\a\x1b]9;guardrun: approval needed on app: DELETE FROM t\x07")
+	off = p.waitFor(t, off, promptTitle)
+	if !strings.Contains(p.output(), "· claude ·") {
+		t.Error("the prompt does not name the agent from HostOptions.Who")
+	}
+	// Typed right after the prompt appeared: meant for the agent.
+	if _, err := p.master.Write([]byte("typed\r")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1200 * time.Millisecond)
+	if _, err := p.master.Write([]byte("a")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case a := <-answers:
+		if a != "r1 approve_once jane@acme.dev" {
+			t.Fatalf("queue got %q", a)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no answer")
+	}
+	off = p.waitFor(t, off, "early typed")
+	if _, err := p.master.Write([]byte("hello\r")); err != nil {
+		t.Fatal(err)
+	}
+	p.waitFor(t, off, "got hello")
+	<-done
+	if err != nil || code != 0 {
+		t.Fatal(code, err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if strings.Join(c.marks, "|") != "approval r1 needed: DELETE FROM t|approval r1: approve_once by jane@acme.dev" {
+		t.Fatalf("cast markers %q", c.marks)
+	}
+	if strings.Contains(c.out.String(), "got ahello") {
+		t.Fatal("the answering key leaked to the agent")
+	}
+}

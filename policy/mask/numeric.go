@@ -413,7 +413,7 @@ func (s *scanner) iban(v []byte, st int) int {
 		}
 	}
 	if rem != 1 {
-		return st + 2
+		return p // shaped like an IBAN: its digits are not read as a card or a phone
 	}
 	if s.add(st, p, detIBAN, 0) {
 		return p

@@ -422,6 +422,9 @@ func keyKind(key []byte) (det, bool) {
 	secret := false
 	switch lower(key[len(key)-1]) {
 	case 'd':
+		if h("private_key_id") {
+			return detGCP, true
+		}
 		secret = h("password") || h("passwd") || h("pwd")
 	case 'e':
 		secret = h("passphrase")
@@ -441,8 +444,6 @@ func keyKind(key []byte) (det, bool) {
 			return detAWSSecretKey, true
 		}
 		secret = h("secret_key") || h("api_key") || h("apikey") || h("access_key") || h("signing_key") || h("encryption_key")
-	case 'i':
-		return detGCP, h("private_key_id")
 	}
 	if !secret {
 		return 0, false
@@ -832,7 +833,7 @@ func (s *scanner) dollar(v []byte, i int) int {
 	if !s.on(detPasswordHash) || i+3 >= n {
 		return i
 	}
-	if c := v[i+1]; isDigit(c) && v[i+2] != '$' && !(c == '2' && v[i+3] == '$') {
+	if c := v[i+1]; isDigit(c) && v[i+2] != '$' && !(c == '2' && v[i+3] == '$') && (i == 0 || !isWord(v[i-1])) {
 		return i // "$5", "$120.00": a price, not "$6$" nor "$2b$"
 	}
 	st := -1
@@ -882,7 +883,7 @@ func (s *scanner) dollar(v []byte, i int) int {
 	if e-st < 20 || dollars < 2 {
 		return i
 	}
-	if string(v[i:min(i+2, n)]) == "$2" && e-st != 60 {
+	if st == i && string(v[i:min(i+2, n)]) == "$2" && e-st != 60 {
 		return i
 	}
 	if s.add(st, e, detPasswordHash, last+1-st) {

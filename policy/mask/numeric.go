@@ -304,6 +304,9 @@ func phoneWin(v []byte, r *numRun, a int) (int, int, bool) {
 		default:
 			okSep = false
 		}
+		if okSep && a > 0 && (r.sep[a-1] == s1 || r.sep[a-1] == s2) {
+			okSep = false // glued to the digits before it: part of a longer code
+		}
 		if okSep {
 			if a == 0 && r.paren && !lead {
 				st--
@@ -312,7 +315,7 @@ func phoneWin(v []byte, r *numRun, a int) (int, int, bool) {
 		}
 	}
 	// national numbers that start with a trunk 0
-	if v[st] == '0' && a+1 < r.n {
+	if v[st] == '0' && v[st+1] != '0' && a == 0 && a+1 < r.n {
 		c := r.sep[a]
 		if c != ' ' && c != '-' {
 			return 0, 0, false

@@ -328,6 +328,9 @@ func (s *scanner) email(v []byte, at int) int {
 	if lastDot < 0 || k-lastDot-1 < 2 {
 		return at
 	}
+	if k+1 < n && v[k] == ':' && (v[k+1] == '/' || isAlnum(v[k+1])) && k < n && (j == 0 || v[j-1] != ':') {
+		return k // git@github.com:org/repo.git is an SSH remote
+	}
 	for p := lastDot + 1; p < k; p++ {
 		if !isAlpha(v[p]) {
 			return at
@@ -378,28 +381,27 @@ func (s *scanner) urlPassword(v []byte, colon int) int {
 	return at + 1
 }
 
-// hasSuffixKey reports whether key ends with the word suf, folding case and
-// reading '-' and '.' as '_'. A word: the suffix starts the key or follows
-// a separator.
+// hasSuffixKey reports whether key ends with the word suf (lower-case, no
+// separators), ignoring case and the separators '_', '-' and '.' inside the
+// key, so "clientSecret", "client_secret" and "CLIENT-SECRET" all end with
+// "secret". The suffix must start a word: the key's start, after a
+// separator, or at a lower-to-upper case change.
 func hasSuffixKey(key []byte, suf string) bool {
-	n, m := len(key), len(suf)
-	if n < m {
-		return false
-	}
-	for i := 0; i < m; i++ {
-		c := lower(key[n-m+i])
-		if c == '-' || c == '.' {
-			c = '_'
+	k := len(key)
+	for j := len(suf) - 1; j >= 0; j-- {
+		for k > 0 && (key[k-1] == '_' || key[k-1] == '-' || key[k-1] == '.') {
+			k--
 		}
-		if c != suf[i] {
+		if k == 0 || lower(key[k-1]) != suf[j] {
 			return false
 		}
+		k--
 	}
-	if n == m || suf[0] == '_' {
+	if k == 0 {
 		return true
 	}
-	c := key[n-m-1]
-	return c == '_' || c == '-' || c == '.' || (isLower(suf[0]) && isUpper(key[n-m]) && isLower(c))
+	c := key[k-1]
+	return c == '_' || c == '-' || c == '.' || (isUpper(key[k]) && !isUpper(c))
 }
 
 func isLower(c byte) bool { return c-'a' < 26 }
@@ -422,7 +424,7 @@ func keyKind(key []byte) (det, bool) {
 	secret := false
 	switch lower(key[len(key)-1]) {
 	case 'd':
-		if h("private_key_id") {
+		if h("privatekeyid") {
 			return detGCP, true
 		}
 		secret = h("password") || h("passwd") || h("pwd")
@@ -436,14 +438,14 @@ func keyKind(key []byte) (det, bool) {
 		secret = h("credentials")
 	case 'y':
 		switch {
-		case h("private_key"):
+		case h("privatekey"):
 			return detGCP, true
-		case h("accountkey"), h("account_key"):
+		case h("accountkey"):
 			return detAzure, true
-		case h("secret_access_key"), h("aws_secret_key"):
+		case h("secretaccesskey"), h("awssecretkey"):
 			return detAWSSecretKey, true
 		}
-		secret = h("secret_key") || h("api_key") || h("apikey") || h("access_key") || h("signing_key") || h("encryption_key")
+		secret = h("secretkey") || h("apikey") || h("accesskey") || h("signingkey") || h("encryptionkey")
 	}
 	if !secret {
 		return 0, false
@@ -539,6 +541,9 @@ func (s *scanner) assignment(v []byte, i int) int {
 	if !ok {
 		return i
 	}
+	if v[i] == ':' && !structuredKey(v, ks) {
+		return i // prose: "the secret: nobody knows"
+	}
 	k := i + 1
 	for sk := 0; k < n && sk < 4 && (v[k] == ' ' || v[k] == '\t'); sk++ {
 		k++
@@ -563,10 +568,8 @@ func (s *scanner) assignment(v []byte, i int) int {
 	if trivialValue(val) {
 		return i + 1
 	}
-	if val[0] == '$' {
-		if e := s.dollar(v, vs); e > vs {
-			return e
-		}
+	if s.specific(v, vs, ve) {
+		return ve
 	}
 	switch d {
 	case detAzure:
@@ -586,6 +589,51 @@ func (s *scanner) assignment(v []byte, i int) int {
 		return ve
 	}
 	return i + 1
+}
+
+// specific reports whether one specific detector (a JWT, a token with a
+// known prefix, a password hash...) covers the whole value v[vs:ve]; it then
+// keeps that match so the value is labelled by what it is. Otherwise the
+// value is left to the caller, whole: a partial match inside a password
+// must not leave the rest of it visible.
+func (s *scanner) specific(v []byte, vs, ve int) bool {
+	n0, last0 := len(s.matches), s.last
+	w := v[:ve]
+	for k := vs; k < ve; k++ {
+		t := trig[w[k]]
+		if t == tNone || t == tEq || t == tColon || t == tQuote {
+			continue
+		}
+		if nx := s.dispatch(w, k, t); nx > k {
+			k = nx - 1
+		}
+	}
+	if len(s.matches) == n0+1 && s.matches[n0].start == vs && s.matches[n0].end == ve {
+		return true
+	}
+	s.matches, s.last = s.matches[:n0], last0
+	return false
+}
+
+// structuredKey reports whether the key starting at ks begins a field of
+// structured text (JSON, YAML, headers, key: value lists) rather than a word
+// in a sentence.
+func structuredKey(v []byte, ks int) bool {
+	j := ks
+	for j > 0 && (v[j-1] == '"' || v[j-1] == '\'' || v[j-1] == '\\') {
+		j--
+	}
+	for j > 0 && (v[j-1] == ' ' || v[j-1] == '\t') {
+		j--
+	}
+	if j == 0 {
+		return true
+	}
+	switch v[j-1] {
+	case '{', ',', ';', '[', '(', '\n', '\r', '"', '\'', '&', '?', '|':
+		return true
+	}
+	return false
 }
 
 // sqlPassword: PASSWORD 'literal' in CREATE/ALTER ROLE statements.
@@ -750,7 +798,7 @@ func (s *scanner) dash(v []byte, i int) int {
 			return i
 		}
 		e := runFwd(v, i+1, cB64U)
-		if e-i-1 < 20 || (e < n && (v[e] == '.' || v[e] == '@')) {
+		if e-i-1 < 20 || (e < n && v[e] == '@') {
 			return i
 		}
 		var k uint16

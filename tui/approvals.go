@@ -44,15 +44,17 @@ func RunApprovalsWith(ctx context.Context, opts ApprovalsOptions) error {
 	if opts.Out == nil {
 		opts.Out = os.Stdout
 	}
+	tr := &tracker{}
 	m := NewApprovals(PromptOptions{
-		Answer: answerCmd(ctx, opts.Queue, nil),
+		Answer: answerCmd(ctx, opts.Queue, nil, tr),
+		NoTick: true,
 		By:     opts.User,
 		Via:    "approvals",
 		Styles: NewStyles(opts.Out, !opts.NoColor),
 		Now:    time.Now(),
 	})
 	prog := tea.NewProgram(m, tea.WithInput(opts.In), tea.WithOutput(opts.Out), tea.WithAltScreen(), tea.WithoutSignalHandler())
-	final, err := runProgram(ctx, prog, opts.Queue, nil)
+	final, err := runProgram(prog, runOptions{Quit: ctx.Done(), Queue: opts.Queue, Tracker: tr})
 	if err != nil {
 		return err
 	}

@@ -74,15 +74,15 @@ func TestApprovalsLosesTheRace(t *testing.T) {
 
 func TestPrompterGolden(t *testing.T) {
 	status := "app  postgres → 127.0.0.1:54012 · 12 statements · 0 held"
-	var m tea.Model = newPrompterModel(PromptOptions{Now: t0, NoTick: true}, nil)
+	var m tea.Model = newPrompterModel(PromptOptions{Now: t0, NoTick: true})
 	m, _ = m.Update(tea.WindowSizeMsg{Width: 80, Height: 24})
-	m, _ = m.Update(statusMsg(status))
+	m, _ = m.Update(tickMsg{t: t0, status: status})
 	golden(t, "prompter_idle_80x24", m.View())
 	m, _ = m.Update(PendingMsg(sampleRequests()[:1]))
 	golden(t, "prompter_held_80x24", m.View())
 	// Keys do nothing while idle, answer while held.
 	rec := &recordingAnswers{}
-	var idle tea.Model = newPrompterModel(PromptOptions{Now: t0, NoTick: true, Answer: rec.answer}, nil)
+	var idle tea.Model = newPrompterModel(PromptOptions{Now: t0, NoTick: true, Answer: rec.answer})
 	idle = press(idle, "a")
 	idle, _ = idle.Update(PendingMsg(sampleRequests()[:1]))
 	idle = press(idle, "d")

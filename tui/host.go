@@ -37,6 +37,7 @@ import (
 	"os/signal"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -173,6 +174,8 @@ type host struct {
 	cmd  *exec.Cmd
 	ptmx *os.File
 
+	readBytes atomic.Int64 // how much the agent has written, for the final drain
+
 	mu       sync.Mutex // guards everything below and every write to Out
 	mir      *mirror
 	paused   bool           // a prompt hides the agent's output
@@ -247,9 +250,17 @@ func (h *host) run(ctx context.Context) (exitCode int, err error) {
 			h.signalAgent(syscall.SIGKILL)
 		}
 		<-waited
-		select {
-		case <-outDone:
-		case <-time.After(drain):
+		// Drain until the PTY closes or stays quiet for drain: a busy pump
+		// is still reading the agent's last output, a quiet one is waiting
+		// on a PTY that a leftover child keeps open.
+		for drained := false; !drained; {
+			seen := h.readBytes.Load()
+			select {
+			case <-outDone:
+				drained = true
+			case <-time.After(drain):
+				drained = h.readBytes.Load() == seen
+			}
 		}
 		_ = ptmx.Close()
 		<-outDone
@@ -273,7 +284,7 @@ func (h *host) run(ctx context.Context) (exitCode int, err error) {
 	}
 	defer func() {
 		if r := recover(); r != nil {
-			stop(true, 0)
+			stop(true, 50*time.Millisecond)
 			restore()
 			panic(r)
 		}
@@ -299,7 +310,7 @@ func (h *host) run(ctx context.Context) (exitCode int, err error) {
 	cr, err = cancelreader.NewReader(o.In)
 	if err != nil {
 		cr = nil
-		stop(true, 0)
+		stop(true, 50*time.Millisecond)
 		restore()
 		return 126, fmt.Errorf("reading the terminal: %w", err)
 	}
@@ -425,6 +436,7 @@ func (h *host) pumpOutput() {
 	for {
 		n, err := h.ptmx.Read(buf)
 		if n > 0 {
+			h.readBytes.Add(int64(n))
 			p := buf[:n]
 			if h.opts.Cast != nil {
 				h.opts.Cast.WriteOutput(p)
@@ -484,9 +496,11 @@ func (h *host) startPrompt(ctx context.Context, list []policy.ApprovalRequest) *
 	h.armedAt = time.Now().Add(max(0, o.ArmDelay))
 	h.mu.Unlock()
 
+	tr := &tracker{}
 	m := NewPrompt(PromptOptions{
-		Answer:   answerCmd(ctx, o.Queue, o.Cast),
-		Notify:   notifyCmd(&h.mu, o.Out, o.Cast),
+		NoTick:   true,
+		Answer:   answerCmd(ctx, o.Queue, o.Cast, tr),
+		Notify:   notifyCmd(&h.mu, o.Out, o.Cast, tr),
 		By:       o.User,
 		Via:      "prompt",
 		Styles:   NewStyles(o.Out, !o.NoColor),
@@ -502,7 +516,7 @@ func (h *host) startPrompt(ctx context.Context, list []policy.ApprovalRequest) *
 	ep := &episode{prog: prog, in: pw, done: make(chan struct{})}
 	go func() {
 		defer close(ep.done)
-		if _, err := prog.Run(); err != nil {
+		if _, err := runProgram(prog, runOptions{Status: o.Status, Tracker: tr}); err != nil {
 			h.log.Error("approval prompt", "err", err)
 		}
 		_ = pr.Close()
@@ -527,9 +541,13 @@ func (h *host) endPrompt(ep *episode) {
 
 // answerCmd sends an answer to the queue from a Bubble Tea command and, when
 // it wins, marks the cast so a replay shows where the human answered.
-func answerCmd(ctx context.Context, q Queue, cast CastSink) func(string, policy.Answer) tea.Cmd {
+func answerCmd(ctx context.Context, q Queue, cast CastSink, tr *tracker) func(string, policy.Answer) tea.Cmd {
 	return func(id string, a policy.Answer) tea.Cmd {
 		return func() tea.Msg {
+			if !tr.start() {
+				return nil
+			}
+			defer tr.done()
 			if q == nil {
 				return AnsweredMsg{ID: id, Answer: a, Err: errors.New("no approval queue")}
 			}
@@ -547,9 +565,13 @@ func answerCmd(ctx context.Context, q Queue, cast CastSink) func(string, policy.
 // notifyCmd rings the bell and sends an OSC 9 desktop notification for a
 // new request. The text is the connection and the start of the statement,
 // with control characters removed so it cannot end the sequence early.
-func notifyCmd(mu *sync.Mutex, out io.Writer, cast CastSink) func(policy.ApprovalRequest) tea.Cmd {
+func notifyCmd(mu *sync.Mutex, out io.Writer, cast CastSink, tr *tracker) func(policy.ApprovalRequest) tea.Cmd {
 	return func(r policy.ApprovalRequest) tea.Cmd {
 		return func() tea.Msg {
+			if !tr.start() {
+				return nil
+			}
+			defer tr.done()
 			if cast != nil {
 				cast.WriteMarker(fmt.Sprintf("approval %s needed: %s", r.ID, oneLine(r.SQL, 60)))
 			}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/creack/pty"
+	"go.uber.org/goleak"
 	"golang.org/x/sys/unix"
 
 	"github.com/guardrun/guardrun/policy"
@@ -360,6 +361,7 @@ func TestRunAgentPanicRestoresTheTerminal(t *testing.T) {
 // typed during the arm delay reaching the agent, the answering key not
 // reaching it, and the agent's output during the prompt drawn afterwards.
 func TestPromptOnAPTY(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent(), goleak.IgnoreAnyFunction("github.com/guardrun/guardrun/tui.newPTYPair.func1"), goleak.IgnoreAnyFunction("os/signal.signal_recv"))
 	p := newPTYPair(t, 100, 30)
 	q := newFakeQueue()
 	c := &castRecorder{}

@@ -87,7 +87,9 @@ type PromptOptions struct {
 	// Status, when set, is read on every tick (in a command) and shown
 	// under the keys as one line.
 	Status func() string
-	// NoTick stops the countdown from scheduling ticks (tests).
+	// NoTick stops the model from scheduling its own ticks: whoever runs it
+	// sends tickMsg instead (the runners here do, so no timer goroutine
+	// outlives the program), or nobody does (tests).
 	NoTick bool
 }
 
@@ -266,7 +268,10 @@ func (m Prompt) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		}
 		return m, nil
 	case tickMsg:
-		m.now, m.status = msg.t, msg.status
+		m.now = msg.t
+		if m.opts.Status != nil {
+			m.status = msg.status
+		}
 		return m, m.tick()
 	case tea.WindowSizeMsg:
 		m.w, m.h = msg.Width, msg.Height

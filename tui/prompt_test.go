@@ -154,7 +154,7 @@ func TestPromptCountdown(t *testing.T) {
 			t.Errorf("countdown(%v) = %q, %v; want %q, %v", c.left, got, urgent, c.want, c.urgent)
 		}
 	}
-	var m tea.Model = NewPrompt(PromptOptions{Now: t0, Width: 80, Height: 24, NoTick: true}, sampleRequests()[:1])
+	var m tea.Model = NewPrompt(PromptOptions{Now: t0, Width: 80, Height: 24, NoTick: true, Status: func() string { return "unused: the runner reads it" }}, sampleRequests()[:1])
 	if !strings.Contains(m.View(), "1:54") {
 		t.Fatal("countdown 1:54 not drawn")
 	}

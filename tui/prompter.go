@@ -53,16 +53,18 @@ func RunPrompter(ctx context.Context, opts PrompterOptions) error {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	var mu sync.Mutex
+	tr := &tracker{}
 	m := newPrompterModel(PromptOptions{
-		Answer: answerCmd(ctx, opts.Queue, opts.Cast),
-		Notify: notifyCmd(&mu, opts.Out, opts.Cast),
+		Answer: answerCmd(ctx, opts.Queue, opts.Cast, tr),
+		Notify: notifyCmd(&mu, opts.Out, opts.Cast, tr),
 		By:     opts.User,
 		Via:    "prompt",
 		Styles: NewStyles(opts.Out, !opts.NoColor),
 		Now:    time.Now(),
-	}, opts.Status)
+		NoTick: true,
+	})
 	prog := tea.NewProgram(m, tea.WithInput(opts.In), tea.WithOutput(opts.Out), tea.WithoutSignalHandler())
-	final, err := runProgram(ctx, prog, opts.Queue, opts.Log)
+	final, err := runProgram(prog, runOptions{Quit: ctx.Done(), Queue: opts.Queue, Log: opts.Log, Status: opts.Status, Tracker: tr})
 	if err != nil {
 		return err
 	}
@@ -72,17 +74,26 @@ func RunPrompter(ctx context.Context, opts PrompterOptions) error {
 	return nil
 }
 
-// runProgram runs prog, feeding it the queue's lists and the log lines, and
-// quits it when ctx is done. Every goroutine it starts has ended when it
-// returns.
-func runProgram(ctx context.Context, prog *tea.Program, q Queue, log <-chan string) (tea.Model, error) {
+// runOptions say what runProgram feeds a program.
+type runOptions struct {
+	Quit    <-chan struct{} // quit the program when closed; nil: never
+	Queue   Queue           // its lists become PendingMsg; nil: none
+	Log     <-chan string   // printed above the program; nil: none
+	Status  func() string   // read on every tick
+	Tracker *tracker        // commands to wait for after the program ends
+}
+
+// runProgram runs prog, feeding it ticks (at once, then every second), the
+// queue's lists and the log lines. Every goroutine it starts, and every
+// command counted by the tracker, has ended when it returns.
+func runProgram(prog *tea.Program, o runOptions) (tea.Model, error) {
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
-	if q != nil {
+	if o.Queue != nil {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			updates := q.Updates()
+			updates := o.Queue.Updates()
 			for {
 				select {
 				case l, ok := <-updates:
@@ -97,13 +108,13 @@ func runProgram(ctx context.Context, prog *tea.Program, q Queue, log <-chan stri
 			}
 		}()
 	}
-	if log != nil {
+	if o.Log != nil {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for {
 				select {
-				case l, ok := <-log:
+				case l, ok := <-o.Log:
 					if !ok {
 						return
 					}
@@ -117,56 +128,92 @@ func runProgram(ctx context.Context, prog *tea.Program, q Queue, log <-chan stri
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		select {
-		case <-ctx.Done():
-			prog.Quit()
-		case <-stop:
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		now := time.Now()
+		for {
+			msg := tickMsg{t: now}
+			if o.Status != nil {
+				msg.status = o.Status()
+			}
+			prog.Send(msg)
+			select {
+			case now = <-t.C:
+			case <-o.Quit:
+				prog.Quit()
+				return
+			case <-stop:
+				return
+			}
 		}
 	}()
 	final, err := prog.Run()
 	close(stop)
 	wg.Wait()
+	if o.Tracker != nil {
+		o.Tracker.wait()
+	}
 	return final, err
+}
+
+// tracker counts the commands (answers, notifications) a program started,
+// so whoever ran the program can wait for them: Bubble Tea does not.
+type tracker struct {
+	mu     sync.Mutex
+	wg     sync.WaitGroup
+	closed bool
+}
+
+// start counts one command in; false once the program is over.
+func (t *tracker) start() bool {
+	if t == nil {
+		return true
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return false
+	}
+	t.wg.Add(1)
+	return true
+}
+
+func (t *tracker) done() {
+	if t != nil {
+		t.wg.Done()
+	}
+}
+
+// wait refuses new commands and waits for the running ones.
+func (t *tracker) wait() {
+	t.mu.Lock()
+	t.closed = true
+	t.mu.Unlock()
+	t.wg.Wait()
 }
 
 // queueClosedMsg: the source of approvals ended.
 type queueClosedMsg struct{}
 
-// statusMsg carries a fresh status line.
-type statusMsg string
-
 // prompterModel is the live status line with the prompt above it.
 type prompterModel struct {
 	prompt      Prompt
-	status      func() string
 	line        string
 	w, h        int
 	interrupted bool
 	quitting    bool
 }
 
-func newPrompterModel(po PromptOptions, status func() string) prompterModel {
-	return prompterModel{prompt: NewPrompt(po, nil), status: status}
+func newPrompterModel(po PromptOptions) prompterModel {
+	return prompterModel{prompt: NewPrompt(po, nil)}
 }
 
-func (m prompterModel) Init() tea.Cmd { return tea.Batch(m.prompt.Init(), m.refresh(0)) }
-
-func (m prompterModel) refresh(after time.Duration) tea.Cmd {
-	if m.status == nil {
-		return nil
-	}
-	status := m.status
-	if after == 0 {
-		return func() tea.Msg { return statusMsg(status()) }
-	}
-	return tea.Tick(after, func(time.Time) tea.Msg { return statusMsg(status()) })
-}
+func (m prompterModel) Init() tea.Cmd { return m.prompt.Init() }
 
 func (m prompterModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	switch msg := msg.(type) {
-	case statusMsg:
-		m.line = string(msg)
-		return m, m.refresh(time.Second)
+	case tickMsg:
+		m.line = msg.status
 	case tea.WindowSizeMsg:
 		m.w, m.h = msg.Width, msg.Height
 	case queueClosedMsg:

@@ -177,7 +177,7 @@ func Timeline(recs []recorder.Record, rep *recorder.Report) []TimelineEntry {
 		}
 	}
 	if rep != nil && rep.Err != nil {
-		e := TimelineEntry{Kind: EntryBreak, Text: "record does not verify: " + rep.Err.Error(), Decision: "TAMPERED", Decisive: true}
+		e := TimelineEntry{Kind: EntryBreak, Text: rep.Err.Error(), Decision: "TAMPERED", Decisive: true}
 		line := 0
 		if te, ok := rep.Err.(*recorder.TamperError); ok && te.File == recorder.EventsFile {
 			line = te.Line
@@ -308,7 +308,7 @@ func WriteTimeline(w io.Writer, entries []TimelineEntry, loc *time.Location) err
 		case EntryApproval:
 			b.WriteString("  ↳ " + e.Text)
 		case EntryBreak:
-			b.WriteString("✗ " + e.Text)
+			b.WriteString("✗ TAMPERED: the record does not verify from here: " + e.Text)
 		default:
 			if e.Connection != "" {
 				b.WriteString(e.Connection + ": ")

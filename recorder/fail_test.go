@@ -105,10 +105,10 @@ func TestPruneIsLoggedInTheStoreChain(t *testing.T) {
 	st := testStore(t, StoreOptions{Now: clock.Now, User: "jane"})
 	old, _ := st.Create(testStart())
 	old.Close(0)
-	clock.t = clock.t.Add(40 * 24 * time.Hour)
+	clock.Add(40 * 24 * time.Hour)
 	young, _ := st.Create(testStart())
 	young.Close(0)
-	clock.t = clock.t.Add(time.Hour)
+	clock.Add(time.Hour)
 	removed, err := st.Prune(30 * 24 * time.Hour)
 	if err != nil {
 		t.Fatal(err)

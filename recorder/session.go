@@ -423,6 +423,13 @@ func (s *Session) CloseReason(exitCode int, reason string) error {
 		s.mu.Unlock()
 		return ErrClosed
 	}
+	// The last checkpoint goes before the end: nothing follows session_end.
+	if s.cast != nil && s.cast.total > s.lastCkptBytes && !s.stopped {
+		ck := Checkpoint{CastBytes: s.cast.total, CastSHA256: hex.EncodeToString(s.cast.hash.Sum(nil))}
+		if s.recordLocked(ck) == nil {
+			s.lastCkptBytes = ck.CastBytes
+		}
+	}
 	recErr := s.recordLocked(SessionEnd{ExitCode: exitCode, Reason: reason})
 	s.closed = true
 	s.cond.Broadcast() // release Records waiting on back-pressure

@@ -7,19 +7,33 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
 
 var fakeEpoch = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 
-// fakeClock advances by step at every call.
+// fakeClock advances by step at every call; the writer goroutine reads it
+// too.
 type fakeClock struct {
+	mu   sync.Mutex
 	t    time.Time
 	step time.Duration
 }
 
-func (c *fakeClock) Now() time.Time { c.t = c.t.Add(c.step); return c.t }
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(c.step)
+	return c.t
+}
+
+func (c *fakeClock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
 
 type memKeys map[string][]byte
 
@@ -132,4 +146,25 @@ func TestRecordWritesAChainedCanonicalLog(t *testing.T) {
 
 func testKey() ed25519.PrivateKey {
 	return ed25519.NewKeyFromSeed(bytes.Repeat([]byte{7}, ed25519.SeedSize))
+}
+
+// Output right before Close is bound by a checkpoint that precedes the end.
+func TestCloseRightAfterOutput(t *testing.T) {
+	st := signedStore(t)
+	for range 20 {
+		s, err := st.Create(testStart())
+		if err != nil {
+			t.Fatal(err)
+		}
+		cw := s.Cast(80, 24)
+		s.Record(Statement{Connection: "app", SQL: "SELECT 1", Decision: "allow"})
+		cw.WriteOutput([]byte("last words\r\n"))
+		if err := s.Close(0); err != nil {
+			t.Fatal(err)
+		}
+		rep := verifyOK(t, st, s.ID())
+		if rep.State != StateSealed {
+			t.Fatalf("state %s", rep.State)
+		}
+	}
 }

@@ -56,12 +56,21 @@ func classifyText(text string, toks []token, scanOK bool) ([]Statement, *result)
 			res.cacheable = false
 		}
 		raws = append(raws, raw{begin, end})
-		res.stmts = append(res.stmts, st)
+		var sp span
 		if res.cacheable {
-			sp, ok := tokenSpan(toks, begin, end)
+			var ok bool
+			sp, ok = tokenSpan(toks, begin, end)
 			res.spans = append(res.spans, sp)
 			res.cacheable = ok
 		}
+		if st.Kind == "copy" && (st.Object == "from stdin" || st.Object == "to stdout") {
+			hasWord := func(w string) bool { return strings.Contains(strings.ToLower(text[begin:end]), w) }
+			if res.cacheable {
+				hasWord = func(w string) bool { return spanHasWord(text, toks[sp.from:sp.to], w) }
+			}
+			fixCopyTarget(&st, hasWord)
+		}
+		res.stmts = append(res.stmts, st)
 	}
 	out := make([]Statement, len(res.stmts))
 	if res.cacheable {
@@ -84,6 +93,33 @@ func classifyText(text string, toks []token, scanOK bool) ([]Statement, *result)
 		out[i] = st
 	}
 	return out, res
+}
+
+// fixCopyTarget tells COPY ... FROM '' (an empty file name, which the
+// parse tree cannot tell from STDIN) from COPY ... FROM STDIN.
+func fixCopyTarget(st *Statement, hasWord func(string) bool) {
+	dir, word := "from", "stdin"
+	if st.Object == "to stdout" {
+		dir, word = "to", "stdout"
+	}
+	if hasWord(word) {
+		return
+	}
+	st.Object = dir + " file"
+	st.notes = sortNotes(append(slices.Clip(st.notes), note{flag: FlagServerIO, text: fmt.Sprintf("COPY %s a file on the database server's file system", strings.ToUpper(dir))}))
+	if !st.Has(FlagServerIO) {
+		st.Flags = append(slices.Clip(st.Flags), FlagServerIO)
+		slices.Sort(st.Flags)
+	}
+}
+
+func spanHasWord(text string, toks []token, w string) bool {
+	for _, t := range toks {
+		if t.class == tkWord && strings.EqualFold(text[t.start:t.end], w) {
+			return true
+		}
+	}
+	return false
 }
 
 // tokenSpan finds the tokens of the statement at text[begin:end], without a
@@ -202,8 +238,15 @@ func (w *walker) result(kind Kind, obj string) Statement {
 			st.Kinds = append(st.Kinds, k)
 		}
 	}
-	st.notes = w.notes
+	st.notes = sortNotes(w.notes)
 	return st
+}
+
+// sortNotes orders notes by flag, keeping each flag's notes in the order
+// the walker met them, so that equal classifications compare equal.
+func sortNotes(ns []note) []note {
+	slices.SortStableFunc(ns, func(a, b note) int { return strings.Compare(string(a.flag), string(b.flag)) })
+	return ns
 }
 
 func sorted(s []string) []string {

@@ -25,7 +25,7 @@ type wantStmt struct {
 }
 
 type corpusEntry struct {
-	SQL      string     `yaml:"sql"`
+	SQL      string `yaml:"sql"`
 	wantStmt `yaml:",inline"`
 	Stmts    *[]wantStmt `yaml:"stmts"`
 	line     int

@@ -1,5 +1,10 @@
 package sql
 
+import (
+	"strings"
+	"unicode/utf8"
+)
+
 // This file is the shape scanner: a small, conservative PostgreSQL lexer
 // that turns a text into the cache key its classification is stored under.
 //
@@ -71,7 +76,10 @@ func isOpChar(c byte) bool {
 // text as PostgreSQL would; then nothing it returned may be used.
 func scan(text string, toks []token) ([]token, bool) {
 	n := len(text)
-	if n > 1<<30 {
+	if n > 1<<30 || !utf8.ValidString(text) || strings.IndexByte(text, 0) >= 0 {
+		// Invalid UTF-8 fails to parse (the tree holds protobuf strings)
+		// and the parser stops at a NUL byte, whatever the shape: such
+		// texts have no business in the cache.
 		return toks, false
 	}
 	i := 0

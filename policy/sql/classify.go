@@ -95,7 +95,7 @@ func classifyText(text string, toks []token, scanOK bool) ([]Statement, *result)
 	return out, res
 }
 
-// fixCopyTarget tells COPY ... FROM '' (an empty file name, which the
+// fixCopyTarget tells COPY ... FROM ” (an empty file name, which the
 // parse tree cannot tell from STDIN) from COPY ... FROM STDIN.
 func fixCopyTarget(st *Statement, hasWord func(string) bool) {
 	dir, word := "from", "stdin"

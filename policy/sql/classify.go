@@ -95,8 +95,9 @@ func classifyText(text string, toks []token, scanOK bool) ([]Statement, *result)
 	return out, res
 }
 
-// fixCopyTarget tells COPY ... FROM ” (an empty file name, which the
-// parse tree cannot tell from STDIN) from COPY ... FROM STDIN.
+// fixCopyTarget tells COPY with an empty file name (a string literal with
+// nothing in it, which the parse tree cannot tell from STDIN) from COPY ...
+// FROM STDIN.
 func fixCopyTarget(st *Statement, hasWord func(string) bool) {
 	dir, word := "from", "stdin"
 	if st.Object == "to stdout" {

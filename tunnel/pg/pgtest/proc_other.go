@@ -19,3 +19,9 @@ func (u *osUser) chown(string) error     { return nil }
 func (u *osUser) chownTree(string) error { return nil }
 func (p *process) stop(time.Duration)    { _ = p.cmd.Process.Kill(); <-p.done }
 func (p *process) kill()                 { _ = p.cmd.Process.Kill(); <-p.done }
+
+// AsServerUser is unsupported outside unix.
+func AsServerUser(*exec.Cmd) error { return ErrNoPostgres }
+
+// ChownToServerUser is unsupported outside unix.
+func ChownToServerUser(string) error { return ErrNoPostgres }

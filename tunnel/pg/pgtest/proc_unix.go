@@ -172,3 +172,26 @@ func children(ppid int) []int {
 	}
 	return out
 }
+
+// AsServerUser makes cmd run as the OS user the clusters run as: the postgres
+// user when this process is root (helpers such as pgbouncer refuse root too),
+// else this process's own user. Files cmd must read can be handed to that
+// user with ChownToServerUser.
+func AsServerUser(cmd *exec.Cmd) error {
+	u, err := serverOwner()
+	if err != nil {
+		return err
+	}
+	u.runAs(cmd)
+	return nil
+}
+
+// ChownToServerUser gives path to the OS user the clusters run as (a no-op
+// unless this process is root).
+func ChownToServerUser(path string) error {
+	u, err := serverOwner()
+	if err != nil {
+		return err
+	}
+	return u.chown(path)
+}

@@ -295,20 +295,21 @@ func phoneWin(v []byte, r *numRun, a int) (int, int, bool) {
 	if x+2 < r.n && r.size(x) == 3 && r.size(x+1) == 3 && r.size(x+2) == 4 && r.endsOK(x+2) &&
 		v[r.g[x].s] >= '2' && (x+3 == r.n || r.sep[x+2] == ' ' || r.sep[x+2] == sepParen) {
 		s1, s2 := r.sep[x], r.sep[x+1]
+		parenArea := r.g[x].s > 0 && v[r.g[x].s-1] == '('
 		okSep := s2 == '-' || s2 == '.' || s2 == ' '
 		switch {
 		case s1 == sepParen:
-			okSep = okSep && (s2 == '-' || s2 == ' ') && (lead || (a == 0 && r.paren))
+			okSep = okSep && (s2 == '-' || s2 == ' ') && parenArea
 		case s1 == s2:
 		case s1 == ' ' && s2 == '-':
 		default:
 			okSep = false
 		}
-		if okSep && a > 0 && (r.sep[a-1] == s1 || r.sep[a-1] == s2) {
+		if okSep && !lead && !parenArea && a > 0 && (r.sep[a-1] == s1 || r.sep[a-1] == s2) {
 			okSep = false // glued to the digits before it: part of a longer code
 		}
 		if okSep {
-			if a == 0 && r.paren && !lead {
+			if parenArea && !lead {
 				st--
 			}
 			return x + 2, st, true

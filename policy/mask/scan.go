@@ -343,6 +343,9 @@ func (s *scanner) email(v []byte, at int) int {
 }
 
 // urlPassword: scheme://user:password@host; only the password is masked.
+// Passwords in the wild carry unencoded '#', '?', '/' and '@', so the
+// password runs from the first ':' of the user info to the last '@' of the
+// URL; the user name itself may not hold '/', '?' or '#'.
 func (s *scanner) urlPassword(v []byte, colon int) int {
 	if colon == 0 || !isAlpha(v[colon-1]) {
 		return colon + 3
@@ -352,30 +355,26 @@ func (s *scanner) urlPassword(v []byte, colon int) int {
 	k := st
 	for ; k < len(v); k++ {
 		c := v[k]
-		if c == '/' || c == '?' || c == '#' || c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '"' || c == '\'' || c == '<' || c == '>' || c == '\\' {
+		if c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '"' || c == '\'' || c == '<' || c == '>' || c == '\\' || c == '`' {
 			break
 		}
-		if c == '@' {
-			at = k
-		} else if c == ':' && pc < 0 && at < 0 {
-			pc = k
-		}
-	}
-	if at < 0 {
-		return st
-	}
-	// the password runs from the first ':' of the user info to the last '@'
-	if pc < 0 || pc > at {
-		pc = -1
-		for p := st; p < at; p++ {
-			if v[p] == ':' {
-				pc = p
-				break
+		switch c {
+		case '@':
+			if pc >= 0 {
+				at = k
+			}
+		case ':':
+			if pc < 0 {
+				pc = k
+			}
+		case '/', '?', '#':
+			if pc < 0 {
+				k = len(v) // a path before any ':': no user info
 			}
 		}
 	}
-	if pc < 0 || pc+1 >= at {
-		return at + 1
+	if at < 0 || pc+1 >= at {
+		return st
 	}
 	s.add(pc+1, at, detURLPassword, 0)
 	return at + 1
@@ -541,8 +540,8 @@ func (s *scanner) assignment(v []byte, i int) int {
 	if !ok {
 		return i
 	}
-	if v[i] == ':' && !structuredKey(v, ks) {
-		return i // prose: "the secret: nobody knows"
+	if v[i] == ':' && !structuredKey(v, ks) && englishWord(v[ks:j]) {
+		return i // prose: "the secret: nobody knows" (but "my password: x" is masked)
 	}
 	k := i + 1
 	for sk := 0; k < n && sk < 4 && (v[k] == ' ' || v[k] == '\t'); sk++ {
@@ -620,8 +619,8 @@ func (s *scanner) specific(v []byte, vs, ve int) bool {
 // in a sentence.
 func structuredKey(v []byte, ks int) bool {
 	j := ks
-	for j > 0 && (v[j-1] == '"' || v[j-1] == '\'' || v[j-1] == '\\') {
-		j--
+	if j > 0 && (v[j-1] == '"' || v[j-1] == '\'' || v[j-1] == '`') {
+		return true // a quoted key
 	}
 	for j > 0 && (v[j-1] == ' ' || v[j-1] == '\t') {
 		j--
@@ -636,9 +635,19 @@ func structuredKey(v []byte, ks int) bool {
 	return false
 }
 
+// englishWord: key words that are common in prose.
+func englishWord(key []byte) bool {
+	for _, w := range [...]string{"secret", "secrets", "token", "credentials"} {
+		if len(key) == len(w) && hasPrefixFold(key, w) {
+			return true
+		}
+	}
+	return false
+}
+
 // sqlPassword: PASSWORD 'literal' in CREATE/ALTER ROLE statements.
 func (s *scanner) sqlPassword(v []byte, q int) int {
-	if !s.on(detSecret) || q < 10 || v[q-1] != ' ' {
+	if !s.on(detSecret) || q < 9 || v[q-1] != ' ' {
 		return q
 	}
 	j := q

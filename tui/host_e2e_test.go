@@ -69,7 +69,7 @@ func TestHelperAgent(t *testing.T) {
 	arm, _ := time.ParseDuration(os.Getenv("GR_ARM"))
 	code, err := RunAgent(context.Background(), HostOptions{
 		Argv: argv, In: os.Stdin, Out: os.Stdout, Queue: q,
-		Who: "agent", Session: "01jdtest", NoColor: true, ArmDelay: arm, Grace: 2 * time.Second,
+		Who: "agent", Session: "01jdtest", NoColor: os.Getenv("GR_COLOR") == "", ArmDelay: arm, Grace: 2 * time.Second,
 	})
 	send("exit %d %v", code, err)
 	select {
@@ -99,7 +99,7 @@ func needTmux(t *testing.T) {
 }
 
 // startPane runs the helper around argv in a w×h tmux pane.
-func startPane(t *testing.T, argv []string, w, h int, arm time.Duration) *pane {
+func startPane(t *testing.T, argv []string, w, h int, arm time.Duration, env ...string) *pane {
 	t.Helper()
 	needTmux(t)
 	dir := t.TempDir()
@@ -145,8 +145,8 @@ func startPane(t *testing.T, argv []string, w, h int, arm time.Duration) *pane {
 	// The helper's stderr (a race report, a panic) goes to a file the test
 	// reads at the end: the pane belongs to the agent.
 	stderr := filepath.Join(dir, "stderr")
-	body := fmt.Sprintf("#!/bin/sh\nexport %s=1 GR_SOCK=%q GR_ARGV=%s GR_ARM=%s TERM=xterm-256color\nexec %q -test.run='^TestHelperAgent$' 2>%q\n",
-		helperEnv, filepath.Join(sdir, "q"), shellQuote(string(argvJSON)), arm, os.Args[0], stderr)
+	body := fmt.Sprintf("#!/bin/sh\nexport %s=1 GR_SOCK=%q GR_ARGV=%s GR_ARM=%s TERM=xterm-256color %s\nexec %q -test.run='^TestHelperAgent$' 2>%q\n",
+		helperEnv, filepath.Join(sdir, "q"), shellQuote(string(argvJSON)), arm, strings.Join(env, " "), os.Args[0], stderr)
 	if err := os.WriteFile(script, []byte(body), 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -421,6 +421,34 @@ func TestAgentAltScreenAndModesE2E(t *testing.T) {
 	if !strings.Contains(screen, "modes on") || strings.Contains(screen, "FULL SCREEN APP") {
 		t.Fatalf("main screen after the alternate one:\n%s", screen)
 	}
+	p.typeLine("quit")
+	p.next("exit")
+}
+
+// TestAgentColourPromptE2E: with colour on, the box keeps its geometry and
+// the agent's screen still comes back exactly.
+func TestAgentColourPromptE2E(t *testing.T) {
+	p := startPane(t, []string{"bash", "--norc", "--noprofile", "-c", agentScript}, 100, 30, 0, "GR_COLOR=1")
+	p.waitText("agent ready")
+	p.typeLine("hello")
+	p.waitText("you said: hello")
+	before := p.capture()
+	p.add("r1", "SELECT * FROM users WHERE email = 'x'")
+	screen := p.waitText(promptTitle)
+	if top := lineWith(screen, promptTitle); len([]rune(strings.TrimRight(top, " "))) != 100 {
+		t.Fatalf("box top is %d wide with colour: %q", len([]rune(top)), top)
+	}
+	if bottom := lineWith(screen, "╰"); len([]rune(strings.TrimRight(bottom, " "))) != 100 {
+		t.Fatalf("box bottom is %d wide with colour: %q", len([]rune(bottom)), bottom)
+	}
+	styled := p.tmux("capture-pane", "-p", "-e", "-t", "e2e")
+	if !strings.Contains(styled, "\x1b[") || !strings.Contains(styled, "SELECT") {
+		t.Fatalf("no colour in the prompt:\n%q", styled)
+	}
+	time.Sleep(300 * time.Millisecond)
+	p.keys("d")
+	p.next("answered")
+	p.waitFor("the agent's screen exactly as it was:\n"+before, func(s string) bool { return s == before })
 	p.typeLine("quit")
 	p.next("exit")
 }

@@ -81,7 +81,8 @@ func (s *scramServer) first(msg []byte) (string, error) {
 		return "", errSCRAM
 	}
 	for _, a := range attrs[2:] {
-		if strings.HasPrefix(a, "m=") { // mandatory extensions: none supported
+		// extensions must be attr=value; mandatory ones (m=) are not supported
+		if len(a) < 2 || a[1] != '=' || a[0] == 'm' {
 			return "", errSCRAM
 		}
 	}

@@ -417,7 +417,7 @@ func overlay(st Styles, backdrop, box []string, w, h int) string {
 		if ansi.StringWidth(bg) > left+bw {
 			r = ansi.TruncateLeft(bg, left+bw, "")
 		}
-		lines[y] = st.paint(st.Backdrop, l) + box[y-top] + st.paint(st.Backdrop, r)
+		lines[y] = ansi.Truncate(st.paint(st.Backdrop, l)+box[y-top]+st.paint(st.Backdrop, r), w, "")
 	}
 	return strings.Join(lines, "\n")
 }

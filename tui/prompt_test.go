@@ -119,6 +119,7 @@ func TestPromptGolden(t *testing.T) {
 		{name: "long_scrolled_80x24", w: 80, h: 24, reqs: []policy.ApprovalRequest{longRequest()}, keys: []string{"down", "down", "down"}},
 		{name: "long_120x40", w: 120, h: 40, reqs: []policy.ApprovalRequest{longRequest()}, backdrop: true},
 		{name: "tiny_40x10", w: 40, h: 10, reqs: []policy.ApprovalRequest{longRequest()}},
+		{name: "micro_20x6", w: 20, h: 6, reqs: reqs},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -67,7 +67,7 @@ type HostOptions struct {
 	User    string // who answers at this terminal; empty: the request's User
 
 	Logger *slog.Logger  // nil: discard
-	Status func() string // optional one-line status shown under the prompt
+	Status func() string // optional one-line status shown in the prompt; read once a second from another goroutine
 
 	NoColor  bool          // draw the prompt without colour
 	Grace    time.Duration // SIGTERM to SIGKILL; 0: 5 s

@@ -17,7 +17,9 @@ type ConnInfo struct {
 }
 
 // Hooks creates the per-connection hooks. Called once per authenticated
-// client connection, before the first query. A nil return means pass-through.
+// client connection, before the first query. A nil return means pass-through:
+// no Inspect, no result tracking, every message relayed as it is (still
+// checked to parse).
 type Hooks interface {
 	Open(ctx context.Context, c ConnInfo) ConnHooks
 }
@@ -80,8 +82,21 @@ type Verdict struct {
 }
 
 // Inspector judges each Query before anything of it is forwarded. It may
-// block (waiting for a human); only this connection waits. ctx is cancelled
-// when the connection or the tunnel closes.
+// block (waiting for a human); only this connection waits, and what the
+// server already owes the client keeps flowing. ctx is cancelled when the
+// connection or the tunnel closes, and when the client sends a
+// CancelRequest for this connection; after a client's cancel the statement
+// is refused with 57014 whatever Inspect returns.
+//
+// How a refusal travels: the proxy sends the server a stand-in that fails
+// at the same point (a Parse or Query of text that is not SQL, or a Bind,
+// Describe or Execute of a name that does not exist), so the server itself
+// aborts the transaction block and skips to Sync; the stand-in's error is
+// replaced by the verdict's. After a refused extended-protocol message the
+// proxy discards the client's messages until Sync, as PostgreSQL does; a
+// statement name that was refused stays refused (Bind, Describe) until it
+// is closed or parsed again. Refusals are not reported to Results (neither
+// StartResult nor ServerError): the guard that refused knows.
 type Inspector interface {
 	Inspect(ctx context.Context, q Query) Verdict
 }
@@ -99,6 +114,17 @@ type Field struct {
 }
 
 // Results sees everything the server sends back that could carry data.
+//
+// Extended protocol details: a result belongs to the Execute of a portal;
+// ResultInfo.Seq is the Seq of the Parse that created the portal's
+// statement (0 when the statement was created by SQL PREPARE, which the
+// proxy only saw as a Query). When the client executes a portal whose row
+// description it never asked for, the proxy asks the server itself and
+// hides the answer, so Fields are always known. A portal executed in steps
+// (Execute with a row limit, PortalSuspended) is one result: StartResult
+// once, End once at its CommandComplete, or End("", "") when the portal is
+// closed or its transaction ends first. COPY BOTH (replication) data is
+// relayed untouched.
 type Results interface {
 	// StartResult is called once for every command result the server sends:
 	// before its first RowDescription/DataRow/CopyOutResponse, or at its
@@ -137,6 +163,7 @@ type RowFilter interface {
 	// CSV: one or more whole lines). It returns the bytes to send.
 	CopyData(data []byte) []byte
 	// End is called once with the command tag (e.g. "SELECT 10") or, when
-	// the result ended in an error, an empty tag and the SQLSTATE.
+	// the result ended in an error, an empty tag and the SQLSTATE. An empty
+	// query ends with ("", ""), as does a suspended portal that is dropped.
 	End(tag string, sqlstate string)
 }

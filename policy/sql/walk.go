@@ -358,6 +358,7 @@ func (w *walker) stmt(m protoreflect.Message) (Kind, string) {
 		w.with(x.WithClause, func() {
 			if x.IntoClause != nil {
 				obj = "into"
+				w.dml = append(w.dml, "create") // it creates a table: not a plain select
 				w.write(x.IntoClause.Rel)
 				w.ddl()
 				w.flag(FlagWrite, fmt.Sprintf("SELECT INTO creates table %s", rangeVarName(x.IntoClause.Rel)))
@@ -976,7 +977,7 @@ func (w *walker) absorb(in Statement, all bool) {
 		w.flag(f, "")
 	}
 	for _, k := range in.Kinds {
-		if k == "insert" || k == "update" || k == "delete" || k == "merge" || k == "truncate" || k == "copy" {
+		if k == "insert" || k == "update" || k == "delete" || k == "merge" || k == "truncate" || k == "copy" || k == "create" {
 			w.dml = append(w.dml, k)
 		}
 	}

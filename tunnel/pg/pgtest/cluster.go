@@ -207,7 +207,7 @@ func (s *Server) start(owner *osUser) error {
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		conn, cerr := s.superConn(ctx)
+		conn, cerr := s.superConn(ctx, "postgres")
 		cancel()
 		if cerr == nil {
 			conn.Close(context.Background())

@@ -278,9 +278,14 @@ func (s *Server) Env(user, password, db string) []string {
 }
 
 // ExecContext runs sql (one or several statements, simple protocol) as the
-// superuser over the unix socket.
+// superuser over the unix socket, in the postgres database.
 func (s *Server) ExecContext(ctx context.Context, sql string) error {
-	conn, err := s.superConn(ctx)
+	return s.ExecIn(ctx, "postgres", sql)
+}
+
+// ExecIn runs sql as the superuser in database db.
+func (s *Server) ExecIn(ctx context.Context, db, sql string) error {
+	conn, err := s.superConn(ctx, db)
 	if err != nil {
 		return err
 	}
@@ -292,7 +297,7 @@ func (s *Server) ExecContext(ctx context.Context, sql string) error {
 	return nil
 }
 
-func (s *Server) superConn(ctx context.Context) (*pgconn.PgConn, error) {
+func (s *Server) superConn(ctx context.Context, db string) (*pgconn.PgConn, error) {
 	cfg, err := pgconn.ParseConfig("")
 	if err != nil {
 		return nil, fmt.Errorf("pgtest: %w", err)
@@ -301,7 +306,7 @@ func (s *Server) superConn(ctx context.Context) (*pgconn.PgConn, error) {
 	cfg.Port = uint16(s.Port)
 	cfg.User = Superuser
 	cfg.Password = ""
-	cfg.Database = "postgres"
+	cfg.Database = db
 	cfg.TLSConfig = nil
 	cfg.Fallbacks = nil
 	cfg.RuntimeParams = map[string]string{}

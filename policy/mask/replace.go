@@ -149,6 +149,18 @@ func inJSONString(v []byte, p int) bool {
 	return in
 }
 
+// crossesJSONString reports whether b holds an unescaped '"'.
+func crossesJSONString(b []byte) bool {
+	for i := 0; i < len(b); i++ {
+		if b[i] == '\\' {
+			i++
+		} else if b[i] == '"' {
+			return true
+		}
+	}
+	return false
+}
+
 // rewrite appends v with every match replaced to dst. null reports that a
 // match's strategy is Null (the caller then drops the whole value). counts
 // receives one per match per detector.
@@ -165,6 +177,10 @@ func (s *scanner) rewrite(dst, v []byte, json, text bool, counts []int) (out []b
 				continue
 			}
 			st = Redact
+		}
+		if json && crossesJSONString(v[mt.start:mt.end]) {
+			null = true // a match that runs past a string's end: the value is not safe to keep
+			continue
 		}
 		dst = append(dst, v[prev:mt.start]...)
 		q := json && !inJSONString(v, mt.start)

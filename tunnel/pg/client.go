@@ -10,7 +10,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -24,10 +23,10 @@ import (
 // error for the verdict's. Nothing of the refused text reaches the server.
 const refusalSQL = "guardrun refused this statement"
 
-// maxTracked bounds the per-connection name maps a client could otherwise
-// grow without limit by inventing names. Forgetting is safe: a forgotten
-// description is asked for again; a forgotten refused name was never
-// created upstream, so using it fails there.
+// maxTracked bounds the client side's name maps, which a client could
+// otherwise grow without limit by inventing names. Forgetting is safe: a
+// forgotten portal description is asked for again; a forgotten refused name
+// was never created upstream, so using it fails there.
 const maxTracked = 4096
 
 // c2sState is owned by the client-to-server loop.
@@ -36,7 +35,6 @@ type c2sState struct {
 	skip            bool // a request was refused: discard until Sync
 	refusedStmts    map[string]Verdict
 	refusedPortals  map[string]Verdict
-	stmtDescribed   map[string]bool
 	portalDescribed map[string]bool
 	ghost           string // a statement/portal name that never exists upstream
 	out             []byte
@@ -62,7 +60,6 @@ func (c *conn) initRelay() {
 		c.c2s.ghost = "guardrun.refused." + hex.EncodeToString(b)
 		c.c2s.refusedStmts = map[string]Verdict{}
 		c.c2s.refusedPortals = map[string]Verdict{}
-		c.c2s.stmtDescribed = map[string]bool{}
 		c.c2s.portalDescribed = map[string]bool{}
 		c.s2c.stmts = map[string]stmtInfo{}
 		c.s2c.portals = map[string]*portalInfo{}
@@ -161,7 +158,6 @@ func (c *conn) clientMessage(ctx context.Context, typ byte, body, raw []byte) er
 		name := s.parse.Name
 		s.seq++
 		v := c.inspect(ctx, Query{Seq: s.seq, Kind: ParseMessage, SQL: s.parse.Query, Name: name, TxStatus: TxStatus(c.txStatus.Load())})
-		delete(s.stmtDescribed, name)
 		switch v.Action {
 		case Forward, Rewrite:
 			delete(s.refusedStmts, name)
@@ -195,9 +191,7 @@ func (c *conn) clientMessage(ctx context.Context, typ byte, body, raw []byte) er
 			return c.encodeUp(&pgproto3.Bind{DestinationPortal: portal, PreparedStatement: s.ghost})
 		}
 		delete(s.refusedPortals, portal)
-		bound(s.portalDescribed)
-		s.portalDescribed[portal] = s.stmtDescribed[stmt]
-		c.pending.push(entry{kind: eBind, name: portal, stmt: stmt, formats: slices.Clone(s.bind.ResultFormatCodes)})
+		c.pending.push(entry{kind: eBind, name: portal, stmt: stmt})
 		return c.writeUp(raw)
 
 	case 'D':
@@ -214,8 +208,6 @@ func (c *conn) clientMessage(ctx context.Context, typ byte, body, raw []byte) er
 				c.pending.push(entry{kind: eDescribeS, name: name, refused: &v})
 				return c.encodeUp(&pgproto3.Describe{ObjectType: 'S', Name: s.ghost})
 			}
-			bound(s.stmtDescribed)
-			s.stmtDescribed[name] = true
 			c.pending.push(entry{kind: eDescribeS, name: name})
 			return c.writeUp(raw)
 		}
@@ -243,8 +235,11 @@ func (c *conn) clientMessage(ctx context.Context, typ byte, body, raw []byte) er
 			return c.encodeUp(&pgproto3.Execute{Portal: s.ghost})
 		}
 		if !s.portalDescribed[portal] {
-			// The client did not ask what the rows look like; the result
-			// hook must know, so ask on its behalf and keep the answer.
+			// The client did not ask what this portal's rows look like; the
+			// result hook must know, so ask on its behalf and hide the
+			// answer. A statement's description is not enough: SQL-level
+			// PREPARE and DEALLOCATE can change what a name means behind
+			// the protocol's back, a portal's description cannot lie.
 			c.pending.push(entry{kind: eDescribeP, name: portal, internal: true})
 			if err := c.encodeUp(&pgproto3.Describe{ObjectType: 'P', Name: portal}); err != nil {
 				return err
@@ -264,7 +259,6 @@ func (c *conn) clientMessage(ctx context.Context, typ byte, body, raw []byte) er
 		}
 		if s.close.ObjectType == 'S' {
 			delete(s.refusedStmts, s.close.Name)
-			delete(s.stmtDescribed, s.close.Name)
 		} else {
 			delete(s.refusedPortals, s.close.Name)
 			delete(s.portalDescribed, s.close.Name)

@@ -524,6 +524,36 @@ func TestResultHooks(t *testing.T) {
 			t.Fatalf("suspended portal: results %+v ends %q (messages %v)", results, ends, kinds)
 		}
 	})
+	t.Run("statement-swapped-behind-the-protocol", func(t *testing.T) {
+		// A statement described as harmless, then replaced by SQL
+		// DEALLOCATE/PREPARE under the same name: its rows must be
+		// attributed to the columns they really have.
+		fe, closeRaw := tu.raw(t)
+		defer closeRaw()
+		fe.SendParse(&pgproto3.Parse{Name: "swap", Query: "select 'harmless' as innocent"})
+		fe.SendDescribe(&pgproto3.Describe{ObjectType: 'S', Name: "swap"})
+		fe.SendSync(&pgproto3.Sync{})
+		fe.SendQuery(&pgproto3.Query{String: "deallocate swap; prepare swap as select 'leaked' as nulled"})
+		fe.SendBind(&pgproto3.Bind{PreparedStatement: "swap"})
+		fe.SendExecute(&pgproto3.Execute{})
+		fe.SendSync(&pgproto3.Sync{})
+		if err := fe.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		readUntilReady(t, fe)
+		readUntilReady(t, fe)
+		var vals [][]byte
+		var kinds []string
+		for _, m := range readUntilReady(t, fe) {
+			kinds = append(kinds, fmt.Sprintf("%T", m))
+			if dr, ok := m.(*pgproto3.DataRow); ok {
+				vals = append(vals, dr.Values...)
+			}
+		}
+		if len(vals) != 1 || vals[0] != nil {
+			t.Fatalf("swapped statement's value reached the client as %q (%v)", vals, kinds)
+		}
+	})
 	t.Run("copy-out", func(t *testing.T) {
 		h.reset()
 		var buf strings.Builder

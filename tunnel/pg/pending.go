@@ -26,7 +26,6 @@ type entry struct {
 	seq      uint64   // Query.Seq of the SQL behind it (Parse, Query)
 	name     string   // statement (Parse, Describe S, Close S) or portal name
 	stmt     string   // eBind: source statement
-	formats  []int16  // eBind: result format codes
 	close    byte     // eClose: 'S' or 'P'
 	internal bool     // injected by the proxy: its answer is not forwarded
 	refused  *Verdict // the request was replaced by one that must fail

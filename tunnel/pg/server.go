@@ -38,9 +38,7 @@ type s2cState struct {
 }
 
 type stmtInfo struct {
-	seq       uint64
-	fields    []Field // formats all text: a statement has none until Bind
-	described bool
+	seq uint64 // the Parse's Query.Seq
 }
 
 type portalInfo struct {
@@ -238,27 +236,6 @@ func fieldsOf(rd *pgproto3.RowDescription) []Field {
 	return fs
 }
 
-// withFormats applies Bind's result format codes: none = all text, one =
-// all the same, else one per column.
-func withFormats(fields []Field, formats []int16) []Field {
-	if fields == nil {
-		return nil
-	}
-	fs := make([]Field, len(fields))
-	copy(fs, fields)
-	for i := range fs {
-		switch {
-		case len(formats) == 0:
-			fs[i].Format = 0
-		case len(formats) == 1:
-			fs[i].Format = formats[0]
-		case i < len(formats):
-			fs[i].Format = formats[i]
-		}
-	}
-	return fs
-}
-
 func (c *conn) head() (entry, error) {
 	e, ok := c.pending.peek()
 	if !ok {
@@ -362,7 +339,6 @@ func (c *conn) serverMessage(raw []byte) error {
 		}
 		switch e.kind {
 		case eDescribeS:
-			s.stmts[e.name] = stmtInfo{seq: s.stmts[e.name].seq, fields: fieldsOf(&s.rd), described: true}
 			c.pending.pop()
 		case eDescribeP:
 			p := s.portals[e.name]
@@ -394,7 +370,6 @@ func (c *conn) serverMessage(raw []byte) error {
 		}
 		switch e.kind {
 		case eDescribeS:
-			s.stmts[e.name] = stmtInfo{seq: s.stmts[e.name].seq, described: true}
 		case eDescribeP:
 			p := s.portals[e.name]
 			if p == nil {
@@ -429,15 +404,14 @@ func (c *conn) serverMessage(raw []byte) error {
 		}
 		switch {
 		case typ == '1' && e.kind == eParse:
-			bound(s.stmts)
+			// Not bounded: each entry mirrors a statement the server holds,
+			// and forgetting one would leave its rows without columns.
 			s.stmts[e.name] = stmtInfo{seq: e.seq}
 		case typ == '2' && e.kind == eBind:
-			st, ok := s.stmts[e.stmt]
 			c.dropPortal(e.name)
-			bound(s.portals)
-			// A statement PREPAREd in SQL is unknown here (seq 0); the
-			// client-side loop then asks for a portal description.
-			s.portals[e.name] = &portalInfo{seq: st.seq, fields: withFormats(st.fields, e.formats), described: ok && st.described}
+			// A statement PREPAREd in SQL is unknown here: seq 0. Fields
+			// come from the portal's Describe (the client's or ours).
+			s.portals[e.name] = &portalInfo{seq: s.stmts[e.stmt].seq}
 		case typ == '3' && e.kind == eClose:
 			if e.close == 'S' {
 				delete(s.stmts, e.name)

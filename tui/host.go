@@ -490,6 +490,7 @@ func (h *host) startPrompt(ctx context.Context, list []policy.ApprovalRequest) *
 	pr, pw := io.Pipe()
 	h.mu.Lock()
 	h.paused = true
+	h.mir.hold()
 	backdrop := h.mir.lines()
 	cols, rows := h.cols, h.rows
 	h.promptIn = pw

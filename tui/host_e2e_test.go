@@ -249,6 +249,7 @@ while IFS= read -r line; do
   case "$line" in
     quit) echo bye; exit 7 ;;
     slow) (sleep 0.8; echo "late output") & ;;
+    many) (sleep 0.8; i=1; while [ $i -le 60 ]; do echo "numbered $i"; i=$((i+1)); done) & ;;
     size) echo "size $(stty size)" ;;
     leave) sleep 1.5; echo "agent leaving"; exit 3 ;;
     alt) printf '\033[?1049h\033[2J\033[H\033[1;31mFULL SCREEN APP\033[m\033[5;10Hcursor here' ;;
@@ -449,6 +450,40 @@ func TestAgentColourPromptE2E(t *testing.T) {
 	p.keys("d")
 	p.next("answered")
 	p.waitFor("the agent's screen exactly as it was:\n"+before, func(s string) bool { return s == before })
+	p.typeLine("quit")
+	p.next("exit")
+}
+
+// TestAgentScrollbackDuringPromptE2E: lines the agent printed while hidden
+// that scrolled off the screen end up in the terminal's scrollback, in
+// order, once each.
+func TestAgentScrollbackDuringPromptE2E(t *testing.T) {
+	p := startPane(t, []string{"bash", "--norc", "--noprofile", "-c", agentScript}, 100, 30, 0)
+	p.waitText("agent ready")
+	p.typeLine("many")
+	p.add("r1", "DELETE FROM public.orders")
+	p.waitText(promptTitle)
+	time.Sleep(1500 * time.Millisecond)
+	p.keys("a")
+	p.next("answered")
+	p.waitFor("the agent's last line", func(s string) bool { return strings.Contains(s, "numbered 60") && !strings.Contains(s, promptTitle) })
+	all := p.tmux("capture-pane", "-p", "-t", "e2e", "-S", "-500")
+	var got []string
+	for _, l := range strings.Split(all, "\n") {
+		if strings.HasPrefix(l, "numbered ") {
+			got = append(got, strings.TrimSpace(l))
+		}
+	}
+	var want []string
+	for i := 1; i <= 60; i++ {
+		want = append(want, fmt.Sprintf("numbered %d", i))
+	}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("scrollback and screen hold %v, want numbered 1..60 once each; pane with history:\n%s", got, all)
+	}
+	if !strings.Contains(all, "agent ready") {
+		t.Fatalf("what was on screen before the prompt is gone:\n%s", all)
+	}
 	p.typeLine("quit")
 	p.next("exit")
 }

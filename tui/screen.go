@@ -48,6 +48,10 @@ type mirror struct {
 // while toAgent is set. close stops it.
 func newMirror(w, h int, agent io.Writer) *mirror {
 	m := &mirror{emu: vt.NewEmulator(max(1, w), max(1, h)), modes: map[ansi.Mode]bool{}, replies: make(chan struct{})}
+	// The real terminal keeps the scrollback; the mirror only needs the
+	// lines that scroll away while a prompt hides them (see hold). A long
+	// scrollback would also cost a copy of it on every line once full.
+	m.emu.SetScrollbackSize(1)
 	m.modes[ansi.ModeTextCursorEnable] = true
 	m.emu.SetCallbacks(vt.Callbacks{
 		EnableMode:  func(mode ansi.Mode) { m.modes[mode] = true },
@@ -87,6 +91,16 @@ func (m *mirror) close() {
 	<-m.replies
 }
 
+// heldLines is how many lines that scroll off the main screen while a
+// prompt is up are kept, to be put into the real terminal's scrollback.
+const heldLines = 2000
+
+// hold starts keeping the lines that scroll off the main screen.
+func (m *mirror) hold() {
+	m.emu.ClearScrollback()
+	m.emu.SetScrollbackSize(heldLines)
+}
+
 // lines returns the screen as plain text, one string per row, for the
 // backdrop behind a prompt.
 func (m *mirror) lines() []string {
@@ -115,18 +129,42 @@ func (m *mirror) lines() []string {
 // input modes the agent had enabled.
 func (m *mirror) repaint() []byte {
 	var b strings.Builder
+	w := m.emu.Width()
+	rows := strings.Split(m.emu.Render(), "\n")
+	var held []string
 	if m.emu.IsAltScreen() {
 		b.WriteString(ansi.SetAltScreenSaveCursorMode)
+	} else if sb := m.emu.Scrollback(); sb != nil {
+		for _, l := range sb.Lines() {
+			held = append(held, ansi.Truncate(l.Render(), w, ""))
+		}
 	}
+	m.emu.ClearScrollback()
+	m.emu.SetScrollbackSize(1)
 	b.WriteString(ansi.ResetStyle)
 	b.WriteString(ansi.HideCursor) // no cursor flying over the rows
-	rows := strings.Split(m.emu.Render(), "\n")
-	for y := 0; y < m.emu.Height(); y++ {
-		fmt.Fprintf(&b, "\x1b[%d;1H\x1b[2K", y+1)
-		if y < len(rows) {
-			b.WriteString(rows[y])
+	if len(held) > 0 {
+		// Lines that scrolled away behind the prompt: write them and the
+		// screen top to bottom, so the terminal scrolls exactly the held
+		// lines into its own scrollback, as if it had drawn them live.
+		b.WriteString("\x1b[r\x1b[1;1H")
+		all := append(held, rows[:min(len(rows), m.emu.Height())]...)
+		for i, l := range all {
+			if i > 0 {
+				b.WriteString("\r\n")
+			}
+			b.WriteString("\x1b[2K")
+			b.WriteString(l)
+			b.WriteString(ansi.ResetStyle)
 		}
-		b.WriteString(ansi.ResetStyle)
+	} else {
+		for y := 0; y < m.emu.Height(); y++ {
+			fmt.Fprintf(&b, "\x1b[%d;1H\x1b[2K", y+1)
+			if y < len(rows) {
+				b.WriteString(rows[y])
+			}
+			b.WriteString(ansi.ResetStyle)
+		}
 	}
 	pos := m.emu.CursorPosition()
 	fmt.Fprintf(&b, "\x1b[%d;%dH", pos.Y+1, pos.X+1)

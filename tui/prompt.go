@@ -374,13 +374,21 @@ func (m Prompt) answer(r policy.ApprovalRequest, v policy.Verdict, note string) 
 }
 
 // IsAlreadyAnswered reports whether err says another answer won the race: it
-// wraps ErrAlreadyAnswered or has an AlreadyAnswered() bool method that says so.
+// wraps ErrAlreadyAnswered, has an AlreadyAnswered() bool method that says
+// so, or (for a broker that cannot import tui, like tunnel's, whose sentinel
+// reads "approval request already answered") says "already answered".
 func IsAlreadyAnswered(err error) bool {
+	if err == nil {
+		return false
+	}
 	if errors.Is(err, ErrAlreadyAnswered) {
 		return true
 	}
 	var aa interface{ AlreadyAnswered() bool }
-	return errors.As(err, &aa) && aa.AlreadyAnswered()
+	if errors.As(err, &aa) {
+		return aa.AlreadyAnswered()
+	}
+	return strings.Contains(err.Error(), "already answered")
 }
 
 // View draws the box over the backdrop, exactly Height lines of Width cells.

@@ -361,6 +361,29 @@ func TestPromptAnswerRace(t *testing.T) {
 	})
 }
 
+type answeredErr bool
+
+func (e answeredErr) Error() string         { return "lost" }
+func (e answeredErr) AlreadyAnswered() bool { return bool(e) }
+
+func TestIsAlreadyAnswered(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want bool
+	}{
+		{nil, false},
+		{fmt.Errorf("r1: %w", ErrAlreadyAnswered), true},
+		{fmt.Errorf("r1: %w", answeredErr(true)), true},
+		{answeredErr(false), false},
+		{fmt.Errorf("%w: r1", errors.New("approval request already answered")), true},
+		{errors.New("control socket closed"), false},
+	} {
+		if got := IsAlreadyAnswered(c.err); got != c.want {
+			t.Errorf("IsAlreadyAnswered(%v) = %v, want %v", c.err, got, c.want)
+		}
+	}
+}
+
 func TestPromptNotifiesNewRequestsOnce(t *testing.T) {
 	var announced []string
 	notify := func(r policy.ApprovalRequest) tea.Cmd {

@@ -173,3 +173,7 @@ func (e *AmbiguousError) Error() string {
 func (e *AmbiguousError) Is(target error) bool { return target == ErrAmbiguous }
 
 func (st *Store) sessionDir(id string) string { return filepath.Join(st.dir, id) }
+
+// IDs lists the session ids in the store, oldest first, without reading
+// the records.
+func (st *Store) IDs() ([]string, error) { return st.ids() }

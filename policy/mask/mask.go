@@ -23,8 +23,11 @@
 //	                     Django-style pbkdf2_sha256$..., PostgreSQL SCRAM-SHA-256$...
 //	url-password         only the password of scheme://user:PASSWORD@host
 //	secret               the value of password=, passwd=, pwd=, secret:, api_key=,
-//	                     *_token=, ... assignments (also JSON "password": "..." and
-//	                     SQL PASSWORD '...')
+//	                     *_token=, clientSecret: ... assignments (any case, _ - . or
+//	                     camelCase), JSON "password": "...", SQL PASSWORD '...'. With
+//	                     ':' the bare English words secret/token/credentials count only
+//	                     in structured text (JSON, YAML, headers), not in a sentence.
+//	                     A value that is wholly a JWT, token or hash keeps that label.
 //
 // Personal data:
 //
@@ -41,6 +44,11 @@
 //	iban    country length and mod-97 checksum; partial by default: DE****3000
 //	ipv4, ipv6  off unless ip_addresses: true
 //	dob     only by column name (dob, date_of_birth, birth_date, birthdate, birthday)
+//
+// Defaults: secrets redact; email, card and iban partial; ssn, phone and dob
+// redact; ipv4/ipv6 partial once turned on. Email is partial because the
+// domain helps debugging ("all failing users are @corp.example") and rarely
+// names a person; set it to hash when joins on it matter, or redact.
 //
 // Strategies: redact (<email>), partial (keep what helps debugging: an email's
 // domain, a card's last four, a token's public prefix), hash (<email:9f86d081884c>:

@@ -45,6 +45,21 @@ func (r *numRun) sameSep(a, b int, c byte) bool {
 	return true
 }
 
+// mayBeSSNOrPhone: some group has 9 digits, or 4 digits after 3 and 2-3.
+func (r *numRun) mayBeSSNOrPhone() bool {
+	for k := 0; k < r.n; k++ {
+		switch r.size(k) {
+		case 9:
+			return true
+		case 4:
+			if k >= 2 && r.size(k-2) == 3 && (r.size(k-1) == 3 || r.size(k-1) == 2) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 func (r *numRun) endsOK(b int) bool { return b < r.n-1 || r.endOK }
 
 func (s *scanner) numeric(v []byte, i int) int {
@@ -95,6 +110,9 @@ func (s *scanner) numeric(v []byte, i int) int {
 	}
 	if r.cum[r.n] < 8 && !(r.cum[r.n] >= 4 && s.on(detIPv4)) {
 		return end // too few digits for any number we look for
+	}
+	if r.cum[r.n] < 13 && !r.plus && v[i] != '0' && !s.on(detIPv4) && !r.mayBeSSNOrPhone() {
+		return end // no card, and no 3-2-4 / 3-3-4 / 9-digit shape: a date, a time, a code
 	}
 	for a := 0; a < r.n; {
 		if b, ok := s.tryWindows(v, r, a); ok {

@@ -207,3 +207,18 @@ func (f *Factory) credentialWarnings(conns []upstreamConn) []*HintError {
 	}
 	return out
 }
+
+// keyringLookup reads upstream: keyring:NAME entries from the secret store.
+func (f *Factory) keyringLookup() secretLookup {
+	return func(name string) (string, error) {
+		st, err := f.secretStore(nil)
+		if err != nil {
+			return "", err
+		}
+		b, err := st.Get("upstream:" + name)
+		if err != nil {
+			return "", err
+		}
+		return string(b), nil
+	}
+}

@@ -126,6 +126,7 @@ func printError(w io.Writer, err error) {
 
 // NewCmdRoot builds the command tree.
 func NewCmdRoot(f *Factory) *cobra.Command {
+	run := &runOptions{IO: f.IO, F: f, Config: f.Config}
 	root := &cobra.Command{
 		Use:   "guardrun [flags] -- AGENT [ARGS...]",
 		Short: "Let an AI coding agent touch real databases, safely",
@@ -141,15 +142,25 @@ masked, and everything is written to a signed, replayable session record.
 		SilenceErrors: true,
 		Args:          cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if len(args) == 0 {
-				return cmd.Help()
+			dash := cmd.ArgsLenAtDash()
+			if dash < 0 {
+				if len(args) == 0 {
+					return cmd.Help()
+				}
+				return &HintError{
+					Err:  fmt.Errorf("unknown command %q", args[0]),
+					Hint: fmt.Sprintf("to run a program behind guardrun, put -- before it: guardrun -- %s", strings.Join(args, " ")),
+				}
 			}
-			return &HintError{
-				Err:  fmt.Errorf("unknown command %q", args[0]),
-				Hint: fmt.Sprintf("to run a program behind guardrun, put -- before it: guardrun -- %s", strings.Join(args, " ")),
+			if dash > 0 {
+				return &HintError{Err: fmt.Errorf("unexpected %q before --", args[0]), Hint: "guardrun [flags] -- AGENT [ARGS...]"}
 			}
+			run.Argv = args
+			return agentRun(cmd.Context(), run)
 		},
 	}
+	root.Flags().BoolVar(&run.DryRun, "dry-run", false, "print the tunnels and environment changes, then exit")
+	root.Flags().StringSliceVarP(&run.Connections, "connection", "c", nil, "open only these connections (default: all)")
 	root.CompletionOptions.HiddenDefaultCmd = true
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		return &HintError{Err: err, Hint: fmt.Sprintf("see %s --help", cmd.CommandPath())}

@@ -10,6 +10,7 @@ import (
 type Paths struct {
 	Config  string // $XDG_CONFIG_HOME/guardrun
 	Data    string // $XDG_DATA_HOME/guardrun
+	State   string // $XDG_STATE_HOME/guardrun (logs)
 	Runtime string // $XDG_RUNTIME_DIR/guardrun, or a 0700 dir under the temp dir
 }
 
@@ -28,6 +29,7 @@ func (f *Factory) Paths() Paths {
 	p := Paths{
 		Config: pick("XDG_CONFIG_HOME", ".config"),
 		Data:   pick("XDG_DATA_HOME", filepath.Join(".local", "share")),
+		State:  pick("XDG_STATE_HOME", filepath.Join(".local", "state")),
 	}
 	if v := f.Getenv("XDG_RUNTIME_DIR"); v != "" && filepath.IsAbs(v) {
 		p.Runtime = filepath.Join(v, "guardrun")

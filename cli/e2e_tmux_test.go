@@ -1,0 +1,175 @@
+package cli_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/guardrun/guardrun/tunnel/pg/pgtest"
+)
+
+// guardrunBin links the test binary as "guardrun" (TestMain dispatches on
+// the name) and returns the directory to put on PATH.
+func guardrunBin(t *testing.T) string {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.Symlink(exe, filepath.Join(dir, "guardrun")); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+type tmux struct {
+	t      *testing.T
+	socket string
+}
+
+func newTmux(t *testing.T, cols, rows int, env []string, command string) *tmux {
+	t.Helper()
+	if _, err := exec.LookPath("tmux"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("tmux is required under CI=true: %v", err)
+		}
+		t.Skip("tmux is not installed (apt-get install tmux)")
+	}
+	tm := &tmux{t: t, socket: fmt.Sprintf("guardrun-test-%d-%d", os.Getpid(), time.Now().UnixNano())}
+	args := []string{"-L", tm.socket, "-f", "/dev/null", "new-session", "-d", "-s", "g", "-x", fmt.Sprint(cols), "-y", fmt.Sprint(rows), "env"}
+	args = append(args, env...)
+	args = append(args, "sh", "-c", command+`; echo "guardrun-exit=$?"; sleep 30`)
+	if out, err := exec.Command("tmux", args...).CombinedOutput(); err != nil {
+		t.Fatalf("tmux: %v\n%s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("tmux", "-L", tm.socket, "kill-server").Run() })
+	return tm
+}
+
+func (tm *tmux) send(keys ...string) {
+	tm.t.Helper()
+	if out, err := exec.Command("tmux", append([]string{"-L", tm.socket, "send-keys", "-t", "g"}, keys...)...).CombinedOutput(); err != nil {
+		tm.t.Fatalf("send-keys: %v\n%s", err, out)
+	}
+}
+
+func (tm *tmux) screen() string {
+	out, _ := exec.Command("tmux", "-L", tm.socket, "capture-pane", "-p", "-t", "g").Output()
+	return string(out)
+}
+
+// waitFor polls the screen until it contains want.
+func (tm *tmux) waitFor(want string, d time.Duration) string {
+	tm.t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		s := tm.screen()
+		if strings.Contains(s, want) {
+			return s
+		}
+		if time.Now().After(deadline) {
+			tm.t.Fatalf("screen never showed %q; it shows:\n%s", want, s)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestAgentInlineApprovalE2E runs `guardrun -- bash` in a real terminal
+// (tmux), sends statements with real psql from inside it, and answers the
+// approval prompt with keystrokes, as a person would.
+func TestAgentInlineApprovalE2E(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	srv := pgtest.Start(t)
+	srv.CreateUser(t, "app", "app-secret")
+	srv.CreateDB(t, "app", "app")
+	dsn := srv.DSN("app", "app-secret", "app")
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `create table orders (id int); insert into orders select generate_series(1, 3); create table audit (id int); insert into audit values (1)`); err != nil {
+		t.Fatal(err)
+	}
+	count := func(table string) int {
+		var n int
+		if err := conn.QueryRow(ctx, "select count(*) from "+table).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+
+	bin := guardrunBin(t)
+	work := t.TempDir()
+	env := []string{
+		"PATH=" + bin + ":" + os.Getenv("PATH"), "HOME=" + work, "XDG_CONFIG_HOME=" + work + "/config", "XDG_DATA_HOME=" + work + "/data",
+		"XDG_STATE_HOME=" + work + "/state", "XDG_RUNTIME_DIR=" + work + "/run", "GUARDRUN_KEYRING=file", "NO_COLOR=1",
+		"DATABASE_URL=" + dsn, "PS1=agent$ ", "TERM=xterm-256color",
+	}
+	tm := newTmux(t, 110, 32, env, "cd "+work+" && guardrun -- bash --norc --noprofile")
+	tm.waitFor("agent$", 20*time.Second)
+	tm.send("echo before-the-prompt", "Enter")
+	tm.waitFor("before-the-prompt", 5*time.Second)
+
+	// A DELETE without WHERE is held: the prompt is drawn over the agent.
+	tm.send("psql -X -c 'delete from orders'", "Enter")
+	s := tm.waitFor("approval needed", 15*time.Second)
+	for _, want := range []string{"delete from orders", "[a]", "[d]"} {
+		if !strings.Contains(strings.ToLower(s), strings.ToLower(want)) {
+			t.Errorf("prompt lacks %q:\n%s", want, s)
+		}
+	}
+	if n := count("orders"); n != 3 {
+		t.Fatalf("held statement reached the server: %d rows left", n)
+	}
+	time.Sleep(400 * time.Millisecond) // keys typed right as a prompt appears still go to the agent
+	tm.send("a")
+	s = tm.waitFor("DELETE 3", 15*time.Second)
+	if strings.Contains(s, "approval needed") {
+		t.Errorf("the prompt was left on screen:\n%s", s)
+	}
+	if !strings.Contains(s, "before-the-prompt") {
+		t.Errorf("the agent's screen was not restored:\n%s", s)
+	}
+	if n := count("orders"); n != 0 {
+		t.Fatalf("approved delete did not run: %d rows left", n)
+	}
+
+	// Deny with a note: the note reaches the client in the error.
+	tm.send("clear; psql -X -c 'truncate audit'", "Enter")
+	tm.waitFor("approval needed", 15*time.Second)
+	time.Sleep(400 * time.Millisecond)
+	tm.send("m")
+	time.Sleep(300 * time.Millisecond)
+	tm.send("-l", "archive it first")
+	tm.send("Enter")
+	s = tm.waitFor("archive it first", 15*time.Second)
+	if !strings.Contains(s, "guardrun: denied by") {
+		t.Errorf("deny message not shown:\n%s", s)
+	}
+	if n := count("audit"); n != 1 {
+		t.Fatalf("denied truncate ran: %d rows", n)
+	}
+
+	// The agent's exit code becomes guardrun's.
+	tm.send("exit 3", "Enter")
+	tm.waitFor("guardrun-exit=3", 15*time.Second)
+
+	verify := exec.Command(filepath.Join(bin, "guardrun"), "sessions", "verify", "--all")
+	verify.Env = env
+	out, err := verify.CombinedOutput()
+	if err != nil {
+		t.Errorf("sessions verify: %v\n%s", err, out)
+	}
+}

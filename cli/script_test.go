@@ -30,13 +30,13 @@ func TestScripts(t *testing.T) {
 		Setup: func(env *testscript.Env) error {
 			work := env.WorkDir
 			for k, v := range map[string]string{
-				"HOME":            filepath.Join(work, "home"),
-				"XDG_CONFIG_HOME": filepath.Join(work, ".config"),
-				"XDG_DATA_HOME":   filepath.Join(work, ".data"),
-				"XDG_STATE_HOME":  filepath.Join(work, ".state"),
-				"XDG_RUNTIME_DIR": filepath.Join(work, ".run"),
+				"HOME":             filepath.Join(work, "home"),
+				"XDG_CONFIG_HOME":  filepath.Join(work, ".config"),
+				"XDG_DATA_HOME":    filepath.Join(work, ".data"),
+				"XDG_STATE_HOME":   filepath.Join(work, ".state"),
+				"XDG_RUNTIME_DIR":  filepath.Join(work, ".run"),
 				"GUARDRUN_KEYRING": "file",
-				"NO_COLOR":        "1",
+				"NO_COLOR":         "1",
 			} {
 				env.Setenv(k, v)
 			}

@@ -80,7 +80,20 @@ func (p *Proxy) handle(ctx context.Context, nc net.Conn) {
 	_ = nc.SetDeadline(time.Now().Add(p.hsTime))
 	c.crb = bufio.NewReaderSize(nc, clientBufSize)
 	c.cw = bufio.NewWriterSize(nc, clientBufSize)
+	// A shutdown must not wait for a slow client's handshake.
+	hsCut := make(chan struct{})
+	stopHS := context.AfterFunc(ctx, func() {
+		_ = nc.SetDeadline(time.Now())
+		close(hsCut)
+	})
 	params, err := c.startup(ctx)
+	if !stopHS() {
+		<-hsCut
+		if err == nil {
+			c.up.Close()
+			err = ctx.Err()
+		}
+	}
 	if err != nil {
 		if !errors.Is(err, errCancelHandled) {
 			c.log.Debug("handshake ended", "err", err)
@@ -150,12 +163,12 @@ func (p *Proxy) handle(ctx context.Context, nc net.Conn) {
 	final := serr
 	if final == nil {
 		final = cerr
-		if ctx.Err() != nil && final != nil && errors.Is(final, context.Canceled) {
-			final = ctx.Err()
-		}
 	}
 	if errors.Is(final, errClientGone) {
 		final = nil
+	}
+	if ctx.Err() != nil && serr == nil {
+		final = ctx.Err() // the tunnel is shutting down
 	}
 	if c.hooks != nil {
 		c.hooks.Close(final)

@@ -369,13 +369,20 @@ func TestShutdown(t *testing.T) {
 	}
 	go c2.Exec(context.Background(), "select 'hold'")
 	<-held
+	// and a client that connected but says nothing (handshake deadline 30s)
+	silent, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	time.Sleep(50 * time.Millisecond)
 	cancel()
 	select {
 	case err := <-done:
 		if err != nil {
 			t.Fatal(err)
 		}
-	case <-time.After(10 * time.Second):
+	case <-time.After(5 * time.Second):
 		t.Fatal("Serve did not return")
 	}
 	if err := c1.Ping(ctx10(t)); err == nil {

@@ -488,6 +488,25 @@ func TestAgentScrollbackDuringPromptE2E(t *testing.T) {
 	p.next("exit")
 }
 
+// TestAgentSignalsE2E: SIGTERM and SIGHUP sent to guardrun reach the agent,
+// whose own exit code comes back.
+func TestAgentSignalsE2E(t *testing.T) {
+	for _, sig := range []string{"TERM", "HUP"} {
+		t.Run(sig, func(t *testing.T) {
+			p := startPane(t, []string{"bash", "--norc", "--noprofile", "-c", `trap 'echo got-` + sig + `; exit 5' ` + sig + `; echo ready; while :; do sleep 0.1; done`}, 100, 30, 0)
+			p.waitText("ready")
+			pid := strings.TrimSpace(p.tmux("display-message", "-p", "-t", "e2e", "#{pane_pid}"))
+			if out, err := exec.Command("kill", "-"+sig, pid).CombinedOutput(); err != nil {
+				t.Fatalf("kill: %v %s", err, out)
+			}
+			if got := p.next("exit"); got != "exit 5 <nil>" {
+				t.Fatalf("helper reported %q, want the agent's exit code 5", got)
+			}
+			p.waitText("got-" + sig)
+		})
+	}
+}
+
 func lineWith(screen, text string) string {
 	for _, l := range strings.Split(screen, "\n") {
 		if strings.Contains(l, text) {

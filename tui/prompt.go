@@ -398,7 +398,34 @@ func (m Prompt) View() string {
 		return ""
 	}
 	box := m.box(min(w, 100), h)
+	if len(m.opts.Backdrop) > 0 {
+		box = margin(box, w, h)
+	}
 	return overlay(m.opts.Styles, m.opts.Backdrop, box, w, h)
+}
+
+// margin surrounds box with one blank cell where the terminal has room, so
+// the agent's text does not run into the border.
+func margin(box []string, w, h int) []string {
+	bw := 0
+	for _, l := range box {
+		bw = max(bw, ansi.StringWidth(l))
+	}
+	if w < bw+2 {
+		return box
+	}
+	out := make([]string, 0, len(box)+2)
+	blank := strings.Repeat(" ", bw+2)
+	if h >= len(box)+2 {
+		out = append(out, blank)
+	}
+	for _, l := range box {
+		out = append(out, " "+l+strings.Repeat(" ", bw-ansi.StringWidth(l))+" ")
+	}
+	if h >= len(box)+2 {
+		out = append(out, blank)
+	}
+	return out
 }
 
 // overlay centres box on the backdrop and returns h lines.

@@ -15,7 +15,6 @@ package tui
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"os"
 	"sync"
 	"time"
@@ -36,7 +35,6 @@ type PrompterOptions struct {
 	Log     <-chan string // lines to print above the live area; may be nil
 	User    string        // who answers; empty: the request's User
 	NoColor bool
-	Logger  *slog.Logger
 	Cast    CastSink // markers for requests and answers; may be nil
 }
 
@@ -48,9 +46,6 @@ func RunPrompter(ctx context.Context, opts PrompterOptions) error {
 	}
 	if opts.Out == nil {
 		opts.Out = os.Stdout
-	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	var mu sync.Mutex
 	tr := &tracker{}

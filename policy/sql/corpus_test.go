@@ -188,6 +188,10 @@ func TestCacheNeverChangesAVerdict(t *testing.T) {
 		"SELECT set_config('role', 'x', false)", "EXPLAIN (ANALYZE 'off') DELETE FROM t", "EXPLAIN (ANALYZE 'on') DELETE FROM t",
 		"COPY t FROM '/x'", "COPY t FROM STDIN", "SELECT CAST(x AS float(10))", "SELECT CAST(x AS float(100))")
 	hits := 0
+	uncached := make(map[string][]Statement, len(texts))
+	for _, text := range texts {
+		uncached[text] = Classify(text)
+	}
 	for pass := 0; pass < 3; pass++ {
 		for _, text := range texts {
 			before := c.Len()
@@ -195,7 +199,7 @@ func TestCacheNeverChangesAVerdict(t *testing.T) {
 			if c.Len() == before {
 				hits++
 			}
-			want := Classify(text)
+			want := uncached[text]
 			if !reflect.DeepEqual(got, want) {
 				t.Errorf("pass %d: %q:\ncached   %+v\nuncached %+v", pass, text, got, want)
 			}

@@ -161,7 +161,7 @@ func scan(text string, toks []token) ([]token, bool) {
 				i++
 			}
 			class = tkWord
-			if i-start == 5 && asciiFold(text[start:i]) == "float" {
+			if i-start == 5 && strings.EqualFold(text[start:i], "float") {
 				// float(p): the grammar checks p's value and picks float4 or
 				// float8 or fails by it; keep such texts out of the cache.
 				j := i
@@ -262,16 +262,6 @@ func skipQuoted(text string, i int, q byte, backslash bool) (int, bool) {
 		}
 	}
 	return 0, false
-}
-
-func asciiFold(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if c >= 'A' && c <= 'Z' {
-			b[i] = c + 'a' - 'A'
-		}
-	}
-	return string(b)
 }
 
 func indexFrom(s string, from int, sub string) int {

@@ -51,13 +51,17 @@ func Kinds() []Kind {
 		"checkpoint", "load", "security_label"}
 }
 
-// Statement is the classification of one statement.
+// Statement is the classification of one statement. Table and function
+// names are as PostgreSQL reads them (unquoted identifiers folded to lower
+// case, quoted ones verbatim, parts joined with dots), sorted and unique.
+// Statements from a Classifier share their slices with its cache: treat
+// them as read-only.
 type Statement struct {
 	Text      string   `json:"text"`                // this statement's own text
 	Kind      Kind     `json:"kind"`                // see Kind
 	Object    string   `json:"object,omitempty"`    // DDL object type, SET parameter, COPY direction and target
 	Reads     []string `json:"reads,omitempty"`     // tables read, schema-qualified when written so
-	Writes    []string `json:"writes,omitempty"`    // tables written
+	Writes    []string `json:"writes,omitempty"`    // tables written, and tables a DDL or GRANT changes
 	Functions []string `json:"functions,omitempty"` // every function called anywhere in the tree
 	Flags     []Flag   `json:"flags,omitempty"`
 	Shape     string   `json:"shape"` // fingerprint: constants removed; equal shapes judge alike

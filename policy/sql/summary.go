@@ -62,6 +62,9 @@ func (s Statement) Summary() []string {
 		out = append(out, "calls "+strings.Join(fs, ", ")+more)
 	}
 	out = append(out, whys...)
+	if len(out) == 0 && s.Kind == "execute" {
+		out = append(out, fmt.Sprintf("executes prepared statement %s (judged by what was prepared)", orUnnamed(s.Name)))
+	}
 	if len(out) == 0 {
 		out = append(out, headline(s))
 	}

@@ -56,7 +56,7 @@ func waitOrPrompt(ctx context.Context, f *Factory, s *session, p *activityPrinte
 	sub := s.broker.Subscribe()
 	defer sub.Close()
 	return tui.RunPrompter(ctx, tui.PrompterOptions{In: in, Out: out, Queue: sub, Status: p.status, Log: p.lines,
-		User: who(s.identity), NoColor: f.Getenv("NO_COLOR") != "", Logger: s.logger})
+		User: who(s.identity), NoColor: f.Getenv("NO_COLOR") != ""})
 }
 
 // castMarker puts a marker in the terminal cast at each statement decision,

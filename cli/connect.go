@@ -14,7 +14,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/guardrun/guardrun/tunnel/guard"
-	"github.com/guardrun/guardrun/tunnel/pg"
 )
 
 type connectOptions struct {
@@ -131,7 +130,9 @@ func connectRun(ctx context.Context, opts *connectOptions) error {
 	if opts.Check {
 		return probeUpstream(ctx, opts.IO, c)
 	}
-	printer := newActivityPrinter(opts.IO.ErrOut, opts.Quiet || (len(opts.Client) > 0 && opts.IO.CanPrompt()))
+	// With a client, its own output is what the person reads; the record
+	// has every statement.
+	printer := newActivityPrinter(opts.IO.ErrOut, opts.Quiet || len(opts.Client) > 0)
 	if len(opts.Client) == 0 && opts.IO.CanPrompt() {
 		printer.lines = make(chan string, 256)
 	}
@@ -208,16 +209,9 @@ func shellQuote(s string) string {
 
 // probeUpstream connects to the upstream once, without a client.
 func probeUpstream(ctx context.Context, io *IOStreams, c upstreamConn) error {
-	p, err := pg.NewProxy(pg.Config{Upstream: c.DSN, User: "check", Password: "check"})
-	if err != nil {
-		return fmt.Errorf("connection %s: %s", c.Name, errText(err))
-	}
-	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	defer cancel()
 	start := time.Now()
-	if err := p.Check(ctx); err != nil {
-		return &HintError{Err: fmt.Errorf("cannot reach %s's upstream %s: %s", c.Name, c.Display(), errText(err)),
-			Hint: "is the database up, and are the host, port, user and password in the upstream URL right?"}
+	if err := preflight(ctx, c); err != nil {
+		return err
 	}
 	fmt.Fprintf(io.Out, "✓ %s: upstream %s answers (%s)\n", c.Name, c.Display(), time.Since(start).Round(time.Millisecond))
 	return nil

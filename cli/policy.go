@@ -111,7 +111,11 @@ func policyCheckRun(ctx context.Context, opts *policyCheckOptions) error {
 		return &HintError{Err: err, Hint: "guardrun refuses to open tunnels until the policy loads"}
 	}
 	if name == "" {
-		fmt.Fprintf(opts.IO.Out, "no policy configured · the built-in baseline applies (%s)\n", pol.Describe())
+		where := "no guardrun.yaml found"
+		if cfg, cerr := opts.Config(); cerr == nil && cfg != nil && cfg.ProjectFile != "" {
+			where = filepath.Base(cfg.ProjectFile) + " has no policy section"
+		}
+		fmt.Fprintf(opts.IO.Out, "%s · the built-in baseline applies\n", where)
 		return nil
 	}
 	fmt.Fprintf(opts.IO.Out, "%s: ok · %s\n", name, pol.Describe())

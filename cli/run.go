@@ -64,6 +64,9 @@ func agentRun(ctx context.Context, opts *runOptions) error {
 		}
 		fmt.Fprintf(w, "guardrun: %s  %s → %s  (%s)\n", t.conn.Name, t.conn.Type, t.addr, strings.Join(dedupeStrings(vars), ", "))
 	}
+	for _, warn := range s.warnings {
+		f.warn(warn)
+	}
 	if len(s.tunnels) == 0 {
 		fmt.Fprintln(w, "guardrun: no database connections configured or found in the environment; running the agent unguarded by tunnels")
 	}

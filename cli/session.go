@@ -57,6 +57,8 @@ type session struct {
 	wg     sync.WaitGroup
 	closed bool
 
+	warnings []error // said after the session's header line
+
 	castMu sync.Mutex
 	cast   recorder.CastWriter // the agent's terminal, once it runs in a PTY
 }
@@ -195,9 +197,6 @@ func startSession(ctx context.Context, f *Factory, cfg *Config, o sessionOptions
 		f.warn(fmt.Errorf("no secret store: %v; the session seal will not be signed", serr))
 	} else {
 		s.secrets = secrets
-		if w := secrets.Warning(); w != "" {
-			f.warn(errors.New(w))
-		}
 	}
 	if s.identity, err = f.identity(ctx, cfg, secrets, s.logger); err != nil {
 		return nil, err
@@ -205,6 +204,11 @@ func startSession(ctx context.Context, f *Factory, cfg *Config, o sessionOptions
 
 	var signer recorder.Signer
 	if secrets != nil {
+		// Say where the device key lives only when it is first made outside
+		// a keyring: quiet when nothing is new.
+		if _, gerr := secrets.Get(recorder.DeviceKeyName); gerr != nil && secrets.Warning() != "" {
+			f.warn(fmt.Errorf("%s; the session signing key is kept there", secrets.Warning()))
+		}
 		if signer, err = recorder.DeviceSigner(secrets); err != nil {
 			f.warn(fmt.Errorf("cannot load the device signing key (%v); the seal will not be signed", err))
 			signer = nil
@@ -226,6 +230,17 @@ func startSession(ctx context.Context, f *Factory, cfg *Config, o sessionOptions
 	})
 	if err != nil {
 		return nil, &HintError{Err: fmt.Errorf("cannot open the session store: %w", err), Hint: "check recording.dir in your configuration and its permissions"}
+	}
+	// Check every upstream before anything is recorded: a connect that
+	// cannot reach its database leaves no empty session behind, and an
+	// agent starts with a warning instead.
+	for _, c := range o.Conns {
+		if err := preflight(ctx, c); err != nil {
+			if o.FailOnDead {
+				return nil, err
+			}
+			s.warnings = append(s.warnings, err)
+		}
 	}
 	wd, _ := f.Getwd()
 	host, _ := os.Hostname()
@@ -339,18 +354,6 @@ func (s *session) openTunnel(ctx context.Context, c upstreamConn, port int, clas
 		ln.Close()
 		return nil, fmt.Errorf("connection %s: %w", c.Name, err)
 	}
-	checkCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	cerr := proxy.Check(checkCtx)
-	cancel()
-	if cerr != nil {
-		herr := &HintError{Err: fmt.Errorf("cannot reach %s's upstream %s: %s", c.Name, c.Display(), errText(cerr)),
-			Hint: fmt.Sprintf("is the database up? guardrun connect %s --check tests the upstream without a client", c.Name)}
-		if o.FailOnDead {
-			ln.Close()
-			return nil, herr
-		}
-		s.f.warn(herr)
-	}
 	addr := ln.Addr().(*net.TCPAddr)
 	db := proxy.Database()
 	t := &openTunnel{conn: c, addr: addr, cred: cred, proxy: proxy}
@@ -371,6 +374,20 @@ func (s *session) openTunnel(ctx context.Context, c upstreamConn, port int, clas
 		s.record(ev)
 	}()
 	return t, nil
+}
+
+// preflight connects to an upstream once and closes.
+func preflight(ctx context.Context, c upstreamConn) error {
+	p, err := pg.NewProxy(pg.Config{Upstream: c.DSN, User: "preflight", Password: "preflight"})
+	if err != nil {
+		return fmt.Errorf("connection %s: %s", c.Name, errText(err))
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := p.Check(ctx); err != nil {
+		return upstreamProblem(c, err)
+	}
+	return nil
 }
 
 // errText is an error's text with anything that looks like a DSN password

@@ -409,12 +409,9 @@ func humanDenyVerdict(d policy.Decision, a policy.Answer, timeout time.Duration)
 	case tunnel.ViaTimeout:
 		msg = fmt.Sprintf("guardrun: denied: no one approved within %s (rule %s: %s)", timeout, d.Rule, reasonOf(d))
 	case tunnel.ViaNobody:
-		msg = fmt.Sprintf("guardrun: denied: approval needed (rule %s: %s) but nobody can approve", d.Rule, reasonOf(d))
-		if a.Message != "" {
-			msg += ": " + a.Message
-		}
+		msg = fmt.Sprintf("guardrun: denied: %s (rule %s) needs a human's approval, and nobody could be asked", reasonOf(d), d.Rule)
 		return pg.Verdict{Action: pg.Refuse, Code: CodeDenied, Message: msg,
-			Hint: "run `guardrun approvals` in another terminal while the session runs"}
+			Hint: "run `guardrun approvals` in another terminal while the session runs, or run guardrun on a terminal to be prompted"}
 	default:
 		by := a.By
 		if by == "" {

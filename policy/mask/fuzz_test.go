@@ -12,7 +12,7 @@ var fuzzSeeds = []string{
 	"DE89 3704 0044 0532 0130 00", awsKey + " " + awsSec, jwtHS256, pemKey, bcryptH, argonH,
 	"postgres://u:p#w@h/db", `{"password": "x", "n": 4242424242424242}`, "PASSWORD 'a''b'",
 	"-----BEGIN RSA PRIVATE KEY-----\nMII", `{"k": "-----BEGIN PRIVATE KEY-----`, `{"k": "-----BEGIN PRIVATE KEY----- x"}`, `{"a": "password=x\"y"}`, "fe80::1 10.0.0.1",
-	"a\tb\\nc\\\\d\n", "1,\"x\"\"y\",z\r\n", "", "\x00\xff\xfe", "$2b$", "sk-ant-", "eyJhbGciOi.x.y",
+	"a\tb\\nc\\\\d\n", "INSERT INTO users (email, ssn) VALUES ('a@b.co', '123456789'), (", "SELECT $a$ x", "/* ssn = '1", "WHERE ssn IN ('1', ", "1,\"x\"\"y\",z\r\n", "", "\x00\xff\xfe", "$2b$", "sk-ant-", "eyJhbGciOi.x.y",
 }
 
 func fuzzMaskers(t testing.TB) []*Masker {

@@ -184,7 +184,7 @@ func (s *scanner) extraRules(v []byte) {
 			if r.Entropy > 0 && entropy(v[a:b]) < r.Entropy {
 				continue
 			}
-			s.insert(match{a, b, d, 0})
+			s.insert(match{start: a, end: b, det: d})
 		}
 	}
 }

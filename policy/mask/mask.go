@@ -327,7 +327,6 @@ type Rule struct {
 // Masker masks values under one configuration and one session key. It is
 // immutable and safe for concurrent use.
 type Masker struct {
-	cfg      *Config
 	disabled bool
 	strat    []Strategy // per detector: builtin then rules; Off = disabled
 	names    []string   // per detector
@@ -368,7 +367,7 @@ func New(cfg Config, key []byte) (*Masker, error) {
 }
 
 func build(cfg *Config, key []byte, o Override) (*Masker, error) {
-	m := &Masker{cfg: cfg, disabled: (cfg.Disabled || o.Disabled) && !o.Enable, key: append([]byte(nil), key...)}
+	m := &Masker{disabled: (cfg.Disabled || o.Disabled) && !o.Enable, key: append([]byte(nil), key...)}
 	n := int(numBuiltin) + len(cfg.Rules)
 	m.strat = make([]Strategy, n)
 	m.names = make([]string, n)
@@ -377,7 +376,7 @@ func build(cfg *Config, key []byte, o Override) (*Masker, error) {
 		m.names[i] = detectors[i].name
 	}
 	m.strat[detIPv4], m.strat[detIPv6] = Off, Off
-	m.rules = cfg.Rules
+	m.rules = append([]Rule(nil), cfg.Rules...)
 	for i, r := range cfg.Rules {
 		if r.Regex == nil || r.ID == "" {
 			return nil, fmt.Errorf("%w: gitleaks rule %d has no id or regex", ErrBadRule, i)

@@ -346,21 +346,32 @@ func (p *Plan) Counts() Counts {
 }
 
 // Text masks free text: statement text before it is recorded or shown,
-// error and notice messages and details, NOTIFY payloads. The Null strategy
-// behaves like Redact here.
+// error and notice messages and details, NOTIFY payloads. Besides the
+// detectors, SQL literals compared with or inserted into a column that a
+// column rule masks are masked (see sqltext.go), counted as
+// "column:<label>". The Null strategy behaves like Redact here.
 func (m *Masker) Text(s string) (string, Counts) {
-	if m.disabled || !m.anyScan || s == "" {
+	if m.disabled || s == "" {
 		return s, nil
 	}
 	sc := scanner{m: m, en: m.enabled()}
 	v := []byte(s)
 	sc.scan(v)
+	sc.mergeColumnMatches(sc.sqlColumnMatches(v, nil))
 	if len(sc.matches) == 0 {
 		return s, nil
 	}
 	counts := make([]int, len(m.names))
-	out, _ := sc.rewrite(make([]byte, 0, len(v)+16), v, false, true, counts)
 	var c Counts
+	for _, mt := range sc.matches {
+		if mt.rule > 0 {
+			if c == nil {
+				c = Counts{}
+			}
+			c["column:"+m.columns[mt.rule-1].label]++
+		}
+	}
+	out, _ := sc.rewrite(make([]byte, 0, len(v)+16), v, false, true, counts)
 	for d, n := range counts {
 		if n > 0 {
 			if c == nil {

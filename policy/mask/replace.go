@@ -167,6 +167,17 @@ func crossesJSONString(b []byte) bool {
 func (s *scanner) rewrite(dst, v []byte, json, text bool, counts []int) (out []byte, null bool) {
 	prev := 0
 	for _, mt := range s.matches {
+		if mt.rule > 0 {
+			r := &s.m.columns[mt.rule-1]
+			st := s.m.columnStrategy(r)
+			if st == Null {
+				st = Redact
+			}
+			dst = append(dst, v[prev:mt.start]...)
+			dst = s.render(dst, v[mt.start:mt.end], r.det, r.label, 0, st)
+			prev = mt.end
+			continue
+		}
 		st := s.m.strat[mt.det]
 		if counts != nil {
 			counts[mt.det]++

@@ -106,8 +106,9 @@ func lower(c byte) byte {
 // match is one masked span of a value.
 type match struct {
 	start, end int
-	det        int
+	det        int // detector, or -1 for a column rule's match
 	aux        int // detector-specific: length of a public prefix kept by partial
+	rule       int // statement text only: index+1 of the column rule that masks this literal
 }
 
 type hmacState struct{ h hash.Hash }
@@ -143,7 +144,7 @@ func (s *scanner) add(start, end int, d det, aux int) bool {
 	if start < s.last || end <= start || s.m.strat[d] == Off {
 		return false
 	}
-	s.matches = append(s.matches, match{start, end, int(d), aux})
+	s.matches = append(s.matches, match{start: start, end: end, det: int(d), aux: aux})
 	s.last = end
 	return true
 }
@@ -279,6 +280,15 @@ func runFwd(v []byte, i int, k uint16) int {
 	return i
 }
 
+// maxToken bounds the forward runs that a trigger reads, so that a value
+// made of many near-triggers ("sk-sk-sk-...") stays linear. Real tokens,
+// keys and hashes are far shorter; a longer run is cut, still masked.
+const maxToken = 512
+
+func runFwdMax(v []byte, i int, k uint16) int {
+	return runFwd(v[:min(len(v), i+maxToken)], i, k)
+}
+
 func hasPrefixFold(b []byte, p string) bool {
 	if len(b) < len(p) {
 		return false
@@ -353,7 +363,7 @@ func (s *scanner) urlPassword(v []byte, colon int) int {
 	st := colon + 3
 	at, pc := -1, -1
 	k := st
-	for ; k < len(v); k++ {
+	for lim := min(len(v), st+maxToken); k < lim; k++ {
 		c := v[k]
 		if c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '"' || c == '\'' || c == '<' || c == '>' || c == '\\' || c == '`' {
 			break
@@ -710,7 +720,7 @@ func (s *scanner) awsSecrets(v []byte) {
 				k |= class[c] & (cUpper | cLower | cDigit)
 			}
 			if k == cUpper|cLower|cDigit {
-				s.insert(match{i, j, int(detAWSSecretKey), 0})
+				s.insert(match{start: i, end: j, det: int(detAWSSecretKey)})
 			}
 		}
 		i = j
@@ -726,17 +736,17 @@ func (s *scanner) jwt(v []byte, j int) int {
 	if st < s.last || (st > 0 && is(v[st-1], cB64U)) {
 		return j
 	}
-	he := runFwd(v, st, cB64U)
+	he := runFwdMax(v, st, cB64U)
 	if he-st < 10 || he >= len(v) || v[he] != '.' {
 		return j
 	}
-	pe := runFwd(v, he+1, cB64U)
+	pe := runFwdMax(v, he+1, cB64U)
 	if pe-he-1 < 2 {
 		return j
 	}
 	end := pe
 	if pe < len(v) && v[pe] == '.' {
-		end = runFwd(v, pe+1, cB64U)
+		end = runFwdMax(v, pe+1, cB64U)
 	} else {
 		return j
 	}
@@ -789,24 +799,24 @@ func (s *scanner) dash(v []byte, i int) int {
 	st := i - len(w)
 	switch {
 	case string(w) == "glpat":
-		e := runFwd(v, i+1, cB64U)
+		e := runFwdMax(v, i+1, cB64U)
 		if e-i-1 >= 20 && (e == n || !isAlnum(v[e])) && s.add(st, e, detGitLab, 6) {
 			return e
 		}
 	case len(w) == 4 && w[0] == 'x' && w[1] == 'o' && w[2] == 'x' && bytes.IndexByte([]byte("baprse"), w[3]) >= 0:
-		e := runFwd(v, i+1, cB64U)
+		e := runFwdMax(v, i+1, cB64U)
 		if e-i-1 >= 10 && s.add(st, e, detSlack, 5) {
 			return e
 		}
 	case string(w) == "sk":
 		if i+5 < n && string(v[i+1:i+5]) == "ant-" {
-			e := runFwd(v, i+5, cB64U)
+			e := runFwdMax(v, i+5, cB64U)
 			if e-i-5 >= 32 && s.add(st, e, detAnthropic, 7) {
 				return e
 			}
 			return i
 		}
-		e := runFwd(v, i+1, cB64U)
+		e := runFwdMax(v, i+1, cB64U)
 		if e-i-1 < 20 || (e < n && v[e] == '@') {
 			return i
 		}
@@ -858,20 +868,20 @@ func (s *scanner) under(v []byte, i int) int {
 	st := i - len(w)
 	switch string(w) {
 	case "ghp", "gho", "ghs", "ghu", "ghr":
-		e := runFwd(v, i+1, cDigit|cUpper|cLower)
+		e := runFwdMax(v, i+1, cDigit|cUpper|cLower)
 		if e-i-1 >= 30 && (e == n || !isWord(v[e])) && s.add(st, e, detGitHub, 4) {
 			return e
 		}
 	case "github":
 		if i+5 < n && string(v[i+1:i+5]) == "pat_" {
-			e := runFwd(v, i+5, cWord)
+			e := runFwdMax(v, i+5, cWord)
 			if e-i-5 >= 30 && s.add(st, e, detGitHub, 11) {
 				return e
 			}
 		}
 	case "sk", "rk":
 		if i+6 < n && string(v[i+1:i+6]) == "live_" {
-			e := runFwd(v, i+6, cDigit|cUpper|cLower)
+			e := runFwdMax(v, i+6, cDigit|cUpper|cLower)
 			if e-i-6 >= 10 && s.add(st, e, detStripe, 8) {
 				return e
 			}
@@ -924,7 +934,7 @@ func (s *scanner) dollar(v []byte, i int) int {
 	if st < 0 || st < s.last {
 		return i
 	}
-	e := runFwd(v, i+1, cHashC)
+	e := runFwdMax(v, i+1, cHashC)
 	for e > i && (v[e-1] == ',' || v[e-1] == ':' || v[e-1] == '.') {
 		e--
 	}

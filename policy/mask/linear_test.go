@@ -1,0 +1,33 @@
+package mask
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// Values made of many near-triggers must not make the scan quadratic: each
+// trigger's forward reads are bounded. A quadratic scan takes minutes on
+// these inputs; a linear one well under a second even on a busy machine.
+func TestAdversarialInputsStayFast(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow")
+	}
+	m := allOn(t)
+	p := m.Plan([]Column{{Name: "t", TypeOID: 25}})
+	for _, unit := range []string{
+		"sk-", "postgres://", "$2b$", "a@", "1-", "password=", "-----BEGIN PRIVATE KEY-----", "eyJhbGciOiJIUzI1NiJ9.",
+		"ghp_", "xoxb-", "glpat-", "AKIA", "$a ", "'", "/*", "x IN (", "INSERT INTO t (a) VALUES (1), ", "::", "DE89",
+	} {
+		s := strings.Repeat(unit, 200000/len(unit))
+		start := time.Now()
+		m.Text(s)
+		p.Row([][]byte{[]byte(s)})
+		m.Plan(nil).CopyData([]byte(s+"\n"), CopyFormat{})
+		d := time.Since(start)
+		t.Logf("%q: %v", unit, d)
+		if d > 10*time.Second {
+			t.Errorf("%q x %d: %v", unit, len(s)/len(unit), d)
+		}
+	}
+}

@@ -29,7 +29,8 @@ type span struct{ from, to int } // tokens [from, to)
 type result struct {
 	stmts     []Statement
 	spans     []span
-	sensitive bool // some statement read a literal: key the cache by literals too
+	sens      []bool // this statement read a literal: its shape keeps literals
+	sensitive bool   // some statement read a literal: key the cache by literals too
 	cacheable bool
 }
 
@@ -47,6 +48,7 @@ func classifyText(text string, toks []token, scanOK bool) ([]Statement, *result)
 	for _, rs := range tree.Stmts {
 		st, sens := classifyNode(rs.Stmt)
 		res.sensitive = res.sensitive || sens
+		res.sens = append(res.sens, sens)
 		begin, end := int(rs.StmtLocation), len(text)
 		if rs.StmtLen > 0 {
 			end = begin + int(rs.StmtLen)
@@ -75,7 +77,7 @@ func classifyText(text string, toks []token, scanOK bool) ([]Statement, *result)
 	out := make([]Statement, len(res.stmts))
 	if res.cacheable {
 		for i := range res.stmts {
-			setShape(&res.stmts[i], text, toks[res.spans[i].from:res.spans[i].to], res.sensitive)
+			setShape(&res.stmts[i], text, toks[res.spans[i].from:res.spans[i].to], res.sens[i])
 			out[i] = instantiate(res.stmts[i], text, toks, res.spans[i])
 		}
 		return out, res

@@ -194,3 +194,23 @@ func BenchmarkClassifyCold(b *testing.B) {
 		Classify(benchText)
 	}
 }
+
+// FuzzShapeKey checks the cache's promise directly: a text whose literals
+// were all changed has the same key, and the classification cached for the
+// original must equal what parsing the variant says.
+func FuzzShapeKey(f *testing.F) {
+	for _, e := range loadCorpus(f) {
+		f.Add(e.SQL)
+	}
+	f.Fuzz(func(t *testing.T, text string) {
+		v, ok := varyLiterals(text)
+		if !ok {
+			return
+		}
+		c := NewClassifier(8)
+		c.Classify(text)
+		if got, want := c.Classify(v), Classify(v); !reflect.DeepEqual(got, want) {
+			t.Fatalf("after %q, %q:\ncached   %+v\nuncached %+v", text, v, got, want)
+		}
+	})
+}

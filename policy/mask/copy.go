@@ -13,6 +13,7 @@ type CopyFormat struct {
 	Quote     byte   // CSV only; 0: '"'
 	Escape    byte   // CSV only; 0: same as Quote
 	Null      string // how NULL is written; "" means the default (\N for text, empty for CSV)
+	NullSet   bool   // Null is explicit even when empty (NULL '' in the text format)
 }
 
 func (f CopyFormat) norm() CopyFormat {
@@ -28,7 +29,7 @@ func (f CopyFormat) norm() CopyFormat {
 	if f.Escape == 0 {
 		f.Escape = f.Quote
 	}
-	if f.Null == "" && !f.CSV {
+	if f.Null == "" && !f.CSV && !f.NullSet {
 		f.Null = `\N`
 	}
 	return f

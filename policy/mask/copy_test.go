@@ -101,3 +101,34 @@ func TestCopyKeepsFields(t *testing.T) {
 		}
 	}
 }
+
+func TestParseCopyFormat(t *testing.T) {
+	for _, c := range []struct {
+		sql    string
+		want   CopyFormat
+		binary bool
+		ok     bool
+	}{
+		{"COPY users TO STDOUT", CopyFormat{}, false, true},
+		{"copy public.users (id, email) to stdout with (format csv, header true, delimiter ';')", CopyFormat{CSV: true, Delimiter: ';'}, false, true},
+		{"COPY (SELECT 'null' AS format, 1) TO STDOUT WITH CSV DELIMITER AS '|' NULL AS 'NULL' QUOTE AS '''' ESCAPE '\\'", CopyFormat{CSV: true, Delimiter: '|', Null: "NULL", NullSet: true, Quote: '\'', Escape: '\\'}, false, true},
+		{"COPY t TO STDOUT (FORMAT 'csv')", CopyFormat{CSV: true}, false, true},
+		{"COPY t TO STDOUT WITH (FORMAT binary)", CopyFormat{}, true, true},
+		{"COPY t TO STDOUT BINARY", CopyFormat{}, true, true},
+		{"COPY t TO STDOUT WITH DELIMITER E'\\t' NULL ''", CopyFormat{Delimiter: '\t', NullSet: true}, false, true},
+		{"SELECT 1", CopyFormat{}, false, false},
+	} {
+		f, bin, ok := ParseCopyFormat(c.sql)
+		if f != c.want || bin != c.binary || ok != c.ok {
+			t.Errorf("%q: got %+v binary=%v ok=%v, want %+v %v %v", c.sql, f, bin, ok, c.want, c.binary, c.ok)
+		}
+	}
+	// NULL '' in the text format: an empty field is NULL and stays so
+	f, _, _ := ParseCopyFormat("COPY t TO STDOUT NULL ''")
+	cfg := DefaultConfig()
+	cfg.Columns = []ColumnRule{{Match: "b", Strategy: Null}}
+	mn, _ := New(cfg, nil)
+	if got := mn.Plan([]Column{{Name: "a"}, {Name: "b"}}).CopyData([]byte("x\tsecret\n"), f); string(got) != "x\t\n" {
+		t.Errorf("NULL '': %q", got)
+	}
+}

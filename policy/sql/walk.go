@@ -110,6 +110,35 @@ func (w *walker) write(rv *pg.RangeVar) {
 	}
 }
 
+// catalogs are system catalogs a statement may name without pg_catalog.
+var catalogs = map[string]bool{
+	"pg_settings": true, "pg_authid": true, "pg_auth_members": true, "pg_database": true, "pg_class": true,
+	"pg_proc": true, "pg_namespace": true, "pg_attribute": true, "pg_shadow": true, "pg_user": true,
+	"pg_roles": true, "pg_db_role_setting": true, "pg_largeobject": true, "pg_largeobject_metadata": true,
+	"pg_default_acl": true, "pg_init_privs": true, "pg_policy": true, "pg_trigger": true,
+	"pg_event_trigger": true, "pg_extension": true, "pg_foreign_server": true, "pg_user_mapping": true,
+	"pg_subscription": true, "pg_language": true, "pg_type": true, "pg_index": true, "pg_constraint": true,
+	"pg_rewrite": true, "pg_tablespace": true, "pg_statistic": true, "pg_seclabel": true,
+}
+
+// dmlWrite records the target of a data-modifying statement. Changing rows
+// of the system catalogs changes the database's own rules (and an UPDATE
+// of pg_settings is a set_config call).
+func (w *walker) dmlWrite(rv *pg.RangeVar) {
+	w.write(rv)
+	if rv == nil || rv.Catalogname != "" && rv.Schemaname == "" {
+		return
+	}
+	rel := strings.ToLower(rv.Relname)
+	if !(strings.EqualFold(rv.Schemaname, "pg_catalog") || rv.Schemaname == "" && catalogs[rel]) {
+		return
+	}
+	w.flag(FlagPrivilege, fmt.Sprintf("writes the system catalog %s", rangeVarName(rv)))
+	if rel == "pg_settings" {
+		w.flag(FlagSetConfig, "writing pg_settings changes settings of the session (like set_config)")
+	}
+}
+
 // node walks one Node (a oneof wrapper around the real message).
 func (w *walker) node(n *pg.Node) {
 	if n == nil {
@@ -369,14 +398,14 @@ func (w *walker) stmt(m protoreflect.Message) (Kind, string) {
 		return "select", obj
 	case *pg.InsertStmt:
 		w.with(x.WithClause, func() {
-			w.write(x.Relation)
+			w.dmlWrite(x.Relation)
 			w.fields(m, "with_clause", "relation")
 		})
 		w.dmlKind("insert")
 		return "insert", ""
 	case *pg.UpdateStmt:
 		w.with(x.WithClause, func() {
-			w.write(x.Relation)
+			w.dmlWrite(x.Relation)
 			if x.WhereClause == nil {
 				w.noWhere("UPDATE", x.Relation)
 			}
@@ -386,7 +415,7 @@ func (w *walker) stmt(m protoreflect.Message) (Kind, string) {
 		return "update", ""
 	case *pg.DeleteStmt:
 		w.with(x.WithClause, func() {
-			w.write(x.Relation)
+			w.dmlWrite(x.Relation)
 			if x.WhereClause == nil {
 				w.noWhere("DELETE", x.Relation)
 			}
@@ -396,14 +425,14 @@ func (w *walker) stmt(m protoreflect.Message) (Kind, string) {
 		return "delete", ""
 	case *pg.MergeStmt:
 		w.with(x.WithClause, func() {
-			w.write(x.Relation)
+			w.dmlWrite(x.Relation)
 			w.fields(m, "with_clause", "relation")
 		})
 		w.dmlKind("merge")
 		return "merge", ""
 	case *pg.TruncateStmt:
 		for _, r := range x.Relations {
-			w.write(r.GetRangeVar())
+			w.dmlWrite(r.GetRangeVar())
 		}
 		w.fields(m, "relations")
 		w.dmlKind("truncate")
@@ -423,7 +452,7 @@ func (w *walker) stmt(m protoreflect.Message) (Kind, string) {
 		}
 		if x.Relation != nil {
 			if x.IsFrom {
-				w.write(x.Relation)
+				w.dmlWrite(x.Relation)
 			} else {
 				w.read(x.Relation)
 			}

@@ -12,7 +12,8 @@ package sql
 // "deallocate", "do", "call", "explain", "lock", "vacuum", "analyze",
 // "listen", "notify", "unlisten", "discard", "comment", "other", "unknown";
 // also "fetch" (FETCH, MOVE), "close", "cluster", "reindex", "refresh"
-// (REFRESH MATERIALIZED VIEW), "checkpoint", "load" and "security_label".
+// (REFRESH MATERIALIZED VIEW), "checkpoint", "load" and "security_label";
+// "function_call" is what the tunnel calls a FunctionCall protocol message.
 // DECLARE CURSOR is a "select" whose Object is "cursor".
 type Kind string
 
@@ -48,7 +49,7 @@ func Kinds() []Kind {
 		"grant", "revoke", "role", "set", "reset", "show", "copy", "transaction", "prepare", "execute",
 		"deallocate", "do", "call", "explain", "lock", "vacuum", "analyze", "listen", "notify", "unlisten",
 		"discard", "comment", "other", "unknown", "fetch", "close", "cluster", "reindex", "refresh",
-		"checkpoint", "load", "security_label"}
+		"checkpoint", "load", "security_label", "function_call"}
 }
 
 // Statement is the classification of one statement. Table and function

@@ -49,6 +49,7 @@ func (u *osUser) runAs(cmd *exec.Cmd) {
 	// Own process group: a signal aimed at the test (Ctrl-C) does not hit
 	// the server before its cleanup runs.
 	cmd.SysProcAttr.Setpgid = true
+	setDeathSignal(cmd.SysProcAttr)
 	if u == nil {
 		return
 	}

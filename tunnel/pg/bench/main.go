@@ -25,6 +25,8 @@
 // CPU profile of each guardrun run (PREFIX-<run>.pprof) for `go tool pprof`.
 // It needs the PostgreSQL binaries (see package pgtest; GUARDRUN_PG_BIN) and
 // optionally pgbouncer on PATH (apt-get install pgbouncer).
+//go:build unix
+
 package main
 
 import (
@@ -48,6 +50,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -170,7 +173,11 @@ type endpoint struct {
 	port           int
 	user, password string
 	guard          bool // guardrun: profiled with -cpuprofile
-	close          func() error
+	// cpu reports the CPU time the proxy has used so far (nil for direct).
+	// On a shared machine TPS depends on who else runs; CPU per transaction
+	// is the proxy's own cost and holds still.
+	cpu   func() time.Duration
+	close func() error
 }
 
 func bench(ctx context.Context, f *flags, out io.Writer) error {
@@ -296,7 +303,7 @@ func startRelay(name, upstream string) (*endpoint, error) {
 	})
 	return &endpoint{
 		name: name, host: "127.0.0.1", port: ln.Addr().(*net.TCPAddr).Port,
-		user: benchUser, password: benchPass,
+		user: benchUser, password: benchPass, cpu: selfCPU,
 		close: func() error {
 			ln.Close()
 			mu.Lock()
@@ -353,7 +360,7 @@ func startGuardrun(m guardMode, srv *pgtest.Server) (*endpoint, error) {
 	go func() { done <- p.Serve(ctx, ln) }()
 	return &endpoint{
 		name: m.Name, host: "127.0.0.1", port: ln.Addr().(*net.TCPAddr).Port,
-		user: cred.User, password: cred.Password, guard: true,
+		user: cred.User, password: cred.Password, guard: true, cpu: selfCPU,
 		close: func() error {
 			cancel()
 			return <-done
@@ -466,7 +473,9 @@ log_disconnections = 0
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return &endpoint{name: "pgbouncer", host: "127.0.0.1", port: port, user: benchUser, password: benchPass, close: closeFn}, nil
+	pid := cmd.Process.Pid
+	return &endpoint{name: "pgbouncer", host: "127.0.0.1", port: port, user: benchUser, password: benchPass, close: closeFn,
+		cpu: func() time.Duration { return procCPU(pid) }}, nil
 }
 
 func freePort() (int, error) {
@@ -521,6 +530,7 @@ var (
 	tpsRe = regexp.MustCompile(`tps = ([0-9.]+) \(without initial connection time\)`)
 	latRe = regexp.MustCompile(`latency average = ([0-9.]+) ms`)
 	errRe = regexp.MustCompile(`number of failed transactions: (\d+)`)
+	txRe  = regexp.MustCompile(`number of transactions actually processed: (\d+)`)
 )
 
 type pgbResult struct {
@@ -529,6 +539,7 @@ type pgbResult struct {
 	way     string
 	tps     float64
 	latMs   float64
+	cpuUs   float64 // proxy CPU µs per transaction; 0 = not measured
 }
 
 func runPgbench(ctx context.Context, f *flags, srv *pgtest.Server, eps []*endpoint, out io.Writer) error {
@@ -554,6 +565,10 @@ func runPgbench(ctx context.Context, f *flags, srv *pgtest.Server, eps []*endpoi
 					if ctx.Err() != nil {
 						return ctx.Err()
 					}
+					var cpu0 time.Duration
+					if ep.cpu != nil {
+						cpu0 = ep.cpu()
+					}
 					stop := profile(f, ep, fmt.Sprintf("pgbench-%s-c%d", mode, c))
 					o, err := command(ctx, ep.env(), pgbench, "-S", "-n", "-M", mode,
 						"-c", strconv.Itoa(c), "-j", strconv.Itoa(c), "-T", strconv.Itoa(max(1, int(f.duration.Seconds()))))
@@ -571,12 +586,17 @@ func runPgbench(ctx context.Context, f *flags, srv *pgtest.Server, eps []*endpoi
 					}
 					r.tps, _ = strconv.ParseFloat(m1[1], 64)
 					r.latMs, _ = strconv.ParseFloat(m2[1], 64)
+					if m := txRe.FindStringSubmatch(o); m != nil && ep.cpu != nil {
+						if n, _ := strconv.Atoi(m[1]); n > 0 {
+							r.cpuUs = float64((ep.cpu() - cpu0).Microseconds()) / float64(n)
+						}
+					}
 					key := fmt.Sprintf("%s/%d/%s", mode, c, ep.name)
 					if samples[key] == nil {
 						order = append(order, key)
 					}
 					samples[key] = append(samples[key], r)
-					fmt.Fprintf(os.Stderr, "  run %d: %-8s c=%d %-10s %9.0f tps  %.3f ms\n", round+1, mode, c, ep.name, r.tps, r.latMs)
+					fmt.Fprintf(os.Stderr, "  run %d: %-8s c=%d %-10s %9.0f tps  %.3f ms  %.1f CPU µs/tx\n", round+1, mode, c, ep.name, r.tps, r.latMs, r.cpuUs)
 				}
 			}
 		}
@@ -590,7 +610,7 @@ func runPgbench(ctx context.Context, f *flags, srv *pgtest.Server, eps []*endpoi
 	}
 
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "mode\tclients\tway\tTPS\tlatency ms\tvs direct\t")
+	fmt.Fprintln(tw, "mode\tclients\tway\tTPS\tlatency ms\tvs direct\tproxy CPU µs/tx\t")
 	find := func(mode string, c int, way string) *pgbResult {
 		for i := range results {
 			if results[i].mode == mode && results[i].clients == c && results[i].way == way {
@@ -604,13 +624,17 @@ func runPgbench(ctx context.Context, f *flags, srv *pgtest.Server, eps []*endpoi
 		if d := find(r.mode, r.clients, "direct"); d != nil && d.tps > 0 {
 			vs = fmt.Sprintf("%.2f", r.tps/d.tps)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%.0f\t%.3f\t%s\t\n", r.mode, r.clients, r.way, r.tps, r.latMs, vs)
+		cpu := "-"
+		if r.cpuUs > 0 {
+			cpu = fmt.Sprintf("%.1f", r.cpuUs)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%.0f\t%.3f\t%s\t%s\t\n", r.mode, r.clients, r.way, r.tps, r.latMs, vs, cpu)
 	}
 	tw.Flush()
 
 	fmt.Fprintln(out)
 	tw = tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "mode\tclients\tway\t/relay\t/pgbouncer\t")
+	fmt.Fprintln(tw, "mode\tclients\tway\tTPS /relay\tTPS /pgbouncer\tCPU/tx /relay\tCPU/tx /pgbouncer\t")
 	for _, m := range guardModes() {
 		for _, mode := range f.modes {
 			for _, c := range f.clients {
@@ -624,7 +648,14 @@ func runPgbench(ctx context.Context, f *flags, srv *pgtest.Server, eps []*endpoi
 					}
 					return "-"
 				}
-				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t\n", mode, c, m.Name, ratio("relay"), ratio("pgbouncer"))
+				cpuRatio := func(way string) string {
+					if b := find(mode, c, way); b != nil && b.cpuUs > 0 && g.cpuUs > 0 {
+						return fmt.Sprintf("%.2f", g.cpuUs/b.cpuUs)
+					}
+					return "-"
+				}
+				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t\n", mode, c, m.Name, ratio("relay"), ratio("pgbouncer"),
+					cpuRatio("relay"), cpuRatio("pgbouncer"))
 			}
 		}
 	}
@@ -658,6 +689,7 @@ type streamResult struct {
 	elapsed                         time.Duration
 	heapBefore, heapPeak, heapAfter uint64
 	rssPeak                         uint64
+	cpu                             time.Duration // this process (client + in-process proxy)
 }
 
 func runStream(ctx context.Context, f *flags, srv *pgtest.Server, eps []*endpoint, out io.Writer) error {
@@ -684,15 +716,31 @@ alter table %[1]s owner to %[3]s;`, streamTable, f.rows, benchUser)
 	if _, err := streamOnce(ctx, eps[0], query); err != nil {
 		return err
 	}
-	for _, ep := range eps {
-		stop := profile(f, ep, "stream")
-		r, err := streamOnce(ctx, ep, query)
-		stop()
-		if err != nil {
-			return fmt.Errorf("stream via %s: %w", ep.name, err)
+	// Like pgbench: -runs rounds, ways interleaved, the median time reported,
+	// but the highest memory of any round.
+	runs := make([][]streamResult, len(eps))
+	for round := 0; round < f.runs; round++ {
+		for i, ep := range eps {
+			stop := profile(f, ep, "stream")
+			r, err := streamOnce(ctx, ep, query)
+			stop()
+			if err != nil {
+				return fmt.Errorf("stream via %s: %w", ep.name, err)
+			}
+			if r.rows != int64(f.rows) {
+				return fmt.Errorf("stream via %s: %d rows, want %d", ep.name, r.rows, f.rows)
+			}
+			fmt.Fprintf(os.Stderr, "  run %d: stream %-10s %.2fs\n", round+1, ep.name, r.elapsed.Seconds())
+			runs[i] = append(runs[i], r)
 		}
-		if r.rows != int64(f.rows) {
-			return fmt.Errorf("stream via %s: %d rows, want %d", ep.name, r.rows, f.rows)
+	}
+	for _, rs := range runs {
+		m := slices.Clone(rs)
+		slices.SortFunc(m, func(a, b streamResult) int { return cmp.Compare(a.elapsed, b.elapsed) })
+		r := m[(len(m)-1)/2]
+		for _, x := range rs {
+			r.heapBefore, r.heapPeak = max(r.heapBefore, x.heapBefore), max(r.heapPeak, x.heapPeak)
+			r.heapAfter, r.rssPeak = max(r.heapAfter, x.heapAfter), max(r.rssPeak, x.rssPeak)
 		}
 		results = append(results, r)
 	}
@@ -700,7 +748,7 @@ alter table %[1]s owner to %[3]s;`, streamTable, f.rows, benchUser)
 	fmt.Fprintf(out, "%d-row SELECT (6 columns, text format), read by pgx in this process\n\n", f.rows)
 	relay := slices.IndexFunc(results, func(r streamResult) bool { return r.way == "relay" })
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "way\tseconds\trows/s\tMB/s\t/relay\theap before MiB\theap peak MiB\theap after MiB\tpeak RSS MiB\t")
+	fmt.Fprintln(tw, "way\tseconds\trows/s\tMB/s\t/relay\tCPU s\theap before MiB\theap peak MiB\theap after MiB\tpeak RSS MiB\t")
 	for _, r := range results {
 		rate := float64(r.rows) / r.elapsed.Seconds()
 		mbs := float64(r.bytes) / 1e6 / r.elapsed.Seconds()
@@ -708,12 +756,43 @@ alter table %[1]s owner to %[3]s;`, streamTable, f.rows, benchUser)
 		if relay >= 0 {
 			vs = fmt.Sprintf("%.3f", rate/(float64(results[relay].rows)/results[relay].elapsed.Seconds()))
 		}
-		fmt.Fprintf(tw, "%s\t%.2f\t%.0f\t%.1f\t%s\t%.1f\t%.1f\t%.1f\t%.1f\t\n", r.way, r.elapsed.Seconds(), rate, mbs, vs,
+		fmt.Fprintf(tw, "%s\t%.2f\t%.0f\t%.1f\t%s\t%.2f\t%.1f\t%.1f\t%.1f\t%.1f\t\n", r.way, r.elapsed.Seconds(), rate, mbs, vs, r.cpu.Seconds(),
 			mib(r.heapBefore), mib(r.heapPeak), mib(r.heapAfter), mib(r.rssPeak))
 	}
 	tw.Flush()
-	fmt.Fprintf(out, "(%.0f MB of values per pass; the client's own memory is the direct row's)\n", float64(results[0].bytes)/1e6)
+	fmt.Fprintf(out, "(%.0f MB of values per pass; CPU and memory are this process's: the client's own share is the direct row's)\n", float64(results[0].bytes)/1e6)
 	return nil
+}
+
+// selfCPU is this process's user+system CPU time: the in-process proxies
+// (relay, guardrun) are the only thing running in it during a pgbench run.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// procCPU is another process's user+system CPU time (Linux /proc; clock
+// ticks of 10ms, fine over runs of seconds).
+func procCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(s[i+1:]) // f[0] is field 3 (state); utime, stime are fields 14, 15
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * 10 * time.Millisecond
 }
 
 func mib(b uint64) float64 { return float64(b) / (1 << 20) }
@@ -747,7 +826,7 @@ func streamOnce(ctx context.Context, ep *endpoint, query string) (streamResult, 
 			}
 		}
 	})
-	start := time.Now()
+	start, cpu0 := time.Now(), selfCPU()
 	rr := c.ExecParams(ctx, query, nil, nil, nil, nil)
 	for rr.NextRow() {
 		r.rows++
@@ -756,7 +835,7 @@ func streamOnce(ctx context.Context, ep *endpoint, query string) (streamResult, 
 		}
 	}
 	_, err = rr.Close()
-	r.elapsed = time.Since(start)
+	r.elapsed, r.cpu = time.Since(start), selfCPU()-cpu0
 	close(sampleDone)
 	wg.Wait()
 	r.heapPeak = max(peak, r.heapBefore)

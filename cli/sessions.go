@@ -248,6 +248,9 @@ func shortIDs(ids []string) map[string]string {
 }
 
 func startedText(s recorder.Summary, now time.Time, loc *time.Location) string {
+	if s.Started.IsZero() {
+		return "-"
+	}
 	t := s.Started.In(loc)
 	n := now.In(loc)
 	y1, m1, d1 := t.Date()

@@ -190,10 +190,27 @@ func verifyRecord(id string, open opener) (*Report, error) {
 		lastTime time.Time
 	)
 	err = readLines(ef, func(n int, line []byte, complete bool) error {
+		if rep.Err != nil {
+			// Past the break nothing verifies, but the summary still says
+			// what the record claims, so a person can tell which it is.
+			if complete {
+				var env struct {
+					Type string    `json:"type"`
+					Time time.Time `json:"time"`
+				}
+				if json.Unmarshal(line, &env) == nil {
+					if ev, err := decodeEvent(env.Type, line); err == nil && ev != nil {
+						acc.add(&rep.Summary, env.Time, ev)
+						lastTime = env.Time
+					}
+				}
+			}
+			return nil
+		}
 		if tornLine > 0 {
 			// A torn line followed by more data is not a crash.
 			rep.fail(&TamperError{File: EventsFile, Line: tornLine, What: "is cut short in the middle of the log"})
-			return errStop
+			return nil
 		}
 		if !complete {
 			tornLine = n
@@ -202,46 +219,46 @@ func verifyRecord(id string, open opener) (*Report, error) {
 		pl, problem := parseChainLine(line)
 		if problem != "" {
 			rep.fail(&TamperError{File: EventsFile, Line: n, What: string(problem)})
-			return errStop
+			return nil
 		}
 		want := uint64(n)
 		switch {
 		case pl.Seq > want:
 			rep.fail(&TamperError{File: EventsFile, Line: n, What: fmt.Sprintf("has seq %d where %d was expected (a line before it was deleted or moved)", pl.Seq, want)})
-			return errStop
+			return nil
 		case pl.Seq < want:
 			if k, dup := seen[pl.Hash]; dup {
 				rep.fail(&TamperError{File: EventsFile, Line: n, What: fmt.Sprintf("duplicates line %d", k)})
 			} else {
 				rep.fail(&TamperError{File: EventsFile, Line: n, What: fmt.Sprintf("is out of order (seq %d where %d was expected)", pl.Seq, want)})
 			}
-			return errStop
+			return nil
 		case pl.Prev != prev:
 			rep.fail(&TamperError{File: EventsFile, Line: n, What: "does not follow the line before it (its prev hash does not match)"})
-			return errStop
+			return nil
 		}
 		if n == 1 && pl.Type != TypeSessionStart {
 			rep.fail(&TamperError{File: EventsFile, Line: 1, What: "is not a session start"})
-			return errStop
+			return nil
 		}
 		if ended {
 			rep.fail(&TamperError{File: EventsFile, Line: n, What: "comes after the session end"})
-			return errStop
+			return nil
 		}
 		ev, err := decodeEvent(pl.Type, line)
 		if err != nil {
 			rep.fail(&TamperError{File: EventsFile, Line: n, What: "cannot be read: " + err.Error()})
-			return errStop
+			return nil
 		}
 		switch ev := ev.(type) {
 		case *SessionStart:
 			if n != 1 {
 				rep.fail(&TamperError{File: EventsFile, Line: n, What: "is a second session start"})
-				return errStop
+				return nil
 			}
 			if ev.Session != id {
 				rep.fail(&TamperError{File: EventsFile, Line: 1, What: fmt.Sprintf("belongs to session %s, not %s", ev.Session, id)})
-				return errStop
+				return nil
 			}
 			startKey = ev.PublicKey
 		case *Checkpoint:

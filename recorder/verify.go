@@ -189,21 +189,24 @@ func verifyRecord(id string, open opener) (*Report, error) {
 		acc      summaryAcc
 		lastTime time.Time
 	)
+	// From the break on nothing verifies, but the summary still says what
+	// the record claims, so a person can tell which record it is.
+	bestEffort := func(line []byte) {
+		var env struct {
+			Type string    `json:"type"`
+			Time time.Time `json:"time"`
+		}
+		if json.Unmarshal(line, &env) == nil {
+			if ev, err := decodeEvent(env.Type, line); err == nil && ev != nil {
+				acc.add(&rep.Summary, env.Time, ev)
+				lastTime = env.Time
+			}
+		}
+	}
 	err = readLines(ef, func(n int, line []byte, complete bool) error {
 		if rep.Err != nil {
-			// Past the break nothing verifies, but the summary still says
-			// what the record claims, so a person can tell which it is.
 			if complete {
-				var env struct {
-					Type string    `json:"type"`
-					Time time.Time `json:"time"`
-				}
-				if json.Unmarshal(line, &env) == nil {
-					if ev, err := decodeEvent(env.Type, line); err == nil && ev != nil {
-						acc.add(&rep.Summary, env.Time, ev)
-						lastTime = env.Time
-					}
-				}
+				bestEffort(line)
 			}
 			return nil
 		}
@@ -219,12 +222,14 @@ func verifyRecord(id string, open opener) (*Report, error) {
 		pl, problem := parseChainLine(line)
 		if problem != "" {
 			rep.fail(&TamperError{File: EventsFile, Line: n, What: string(problem)})
+			bestEffort(line)
 			return nil
 		}
 		want := uint64(n)
 		switch {
 		case pl.Seq > want:
 			rep.fail(&TamperError{File: EventsFile, Line: n, What: fmt.Sprintf("has seq %d where %d was expected (a line before it was deleted or moved)", pl.Seq, want)})
+			bestEffort(line)
 			return nil
 		case pl.Seq < want:
 			if k, dup := seen[pl.Hash]; dup {
@@ -235,29 +240,35 @@ func verifyRecord(id string, open opener) (*Report, error) {
 			return nil
 		case pl.Prev != prev:
 			rep.fail(&TamperError{File: EventsFile, Line: n, What: "does not follow the line before it (its prev hash does not match)"})
+			bestEffort(line)
 			return nil
 		}
 		if n == 1 && pl.Type != TypeSessionStart {
 			rep.fail(&TamperError{File: EventsFile, Line: 1, What: "is not a session start"})
+			bestEffort(line)
 			return nil
 		}
 		if ended {
 			rep.fail(&TamperError{File: EventsFile, Line: n, What: "comes after the session end"})
+			bestEffort(line)
 			return nil
 		}
 		ev, err := decodeEvent(pl.Type, line)
 		if err != nil {
 			rep.fail(&TamperError{File: EventsFile, Line: n, What: "cannot be read: " + err.Error()})
+			bestEffort(line)
 			return nil
 		}
 		switch ev := ev.(type) {
 		case *SessionStart:
 			if n != 1 {
 				rep.fail(&TamperError{File: EventsFile, Line: n, What: "is a second session start"})
+				bestEffort(line)
 				return nil
 			}
 			if ev.Session != id {
 				rep.fail(&TamperError{File: EventsFile, Line: 1, What: fmt.Sprintf("belongs to session %s, not %s", ev.Session, id)})
+				bestEffort(line)
 				return nil
 			}
 			startKey = ev.PublicKey

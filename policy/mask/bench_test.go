@@ -81,3 +81,35 @@ func BenchmarkRowNoHitsAllDetectors(b *testing.B) {
 	c.Detect["all"] = Inherit
 	benchPlan(b, false, c)
 }
+
+func BenchmarkCopyDataNoHits(b *testing.B) {
+	rows, cols := benchRows(1024, false)
+	var data []byte
+	for _, r := range rows {
+		for i, v := range r {
+			if i > 0 {
+				data = append(data, '\t')
+			}
+			data = textEscape(data, v, '\t')
+		}
+		data = append(data, '\n')
+	}
+	m, _ := New(DefaultConfig(), []byte("k"))
+	p := m.Plan(cols)
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		p.CopyData(data, CopyFormat{})
+	}
+}
+
+func BenchmarkTextStatement(b *testing.B) {
+	m, _ := New(DefaultConfig(), []byte("k"))
+	q := "SELECT u.id, u.email, o.total FROM users u JOIN orders o ON o.user_id = u.id WHERE u.email = 'bob@example.com' AND o.created_at > now() - interval '30 days' ORDER BY o.total DESC LIMIT 50"
+	b.SetBytes(int64(len(q)))
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		m.Text(q)
+	}
+}

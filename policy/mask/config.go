@@ -119,7 +119,7 @@ func applyIP(d map[string]Strategy, ip *bool, get func() map[string]Strategy) {
 	}
 }
 
-var sectionFields = "enabled, ip_addresses, detectors, columns"
+const sectionFields = "enabled, ip_addresses, detectors, columns"
 
 func (p cfgParser) section(n *yaml.Node, o *Override, ip **bool, extra map[string]func(k, v *yaml.Node) error, where string) error {
 	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {

@@ -17,7 +17,13 @@ const (
 )
 
 func TestCorpusPrecisionRecall(t *testing.T) {
-	f, err := os.Open("testdata/corpus.tsv")
+	for _, name := range []string{"corpus.tsv", "holdout.tsv"} {
+		t.Run(name, func(t *testing.T) { corpusScore(t, "testdata/"+name) })
+	}
+}
+
+func corpusScore(t *testing.T, path string) {
+	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}

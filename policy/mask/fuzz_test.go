@@ -34,6 +34,7 @@ func FuzzText(f *testing.F) {
 	}
 	ms := fuzzMaskers(f)
 	f.Fuzz(func(t *testing.T, s string) {
+		ParseCopyFormat(s) // must not panic
 		for _, m := range ms {
 			out, c := m.Text(s)
 			if c == nil && out != s {

@@ -304,6 +304,15 @@ func phoneWin(v []byte, r *numRun, a int) (int, int, bool) {
 		}
 		return 0, 0, false
 	}
+	// international with the 00 prefix: 0044 20 7946 0958
+	if a == 0 && r.size(0) >= 2 && v[st] == '0' && v[st+1] == '0' && r.size(0) <= 5 {
+		for b := r.n - 1; b > a; b-- {
+			d := r.digits(a, b) - 2
+			if d >= 8 && d <= 15 && r.endsOK(b) && r.sameSep(a, b, r.sep[a]) && r.sep[a] != '.' {
+				return b, st, true
+			}
+		}
+	}
 	// NANP, with an optional leading 1
 	x := a
 	lead := r.size(a) == 1 && v[st] == '1' && a+1 < r.n && r.sep[a] != '.' && r.sep[a] != sepMixed

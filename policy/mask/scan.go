@@ -406,8 +406,8 @@ func hasSuffixKey(key []byte, suf string) bool {
 		}
 		k--
 	}
-	if k == 0 {
-		return true
+	if k == 0 || len(suf) >= 5 {
+		return true // PGPASSWORD, dbpassword: long words need no boundary
 	}
 	c := key[k-1]
 	return c == '_' || c == '-' || c == '.' || (isUpper(key[k]) && !isUpper(c))
@@ -442,7 +442,7 @@ func keyKind(key []byte) (det, bool) {
 	case 't':
 		secret = h("secret")
 	case 'n':
-		secret = h("token")
+		secret = h("token") || h("authorization")
 	case 's':
 		secret = h("credentials")
 	case 'y':
@@ -566,6 +566,21 @@ func (s *scanner) assignment(v []byte, i int) int {
 	if k < n && (v[k] == '"' || v[k] == '\'') {
 		vs = k + 1
 		ve = quotedEnd(v, vs, v[k], esc)
+	} else if hasSuffixKey(v[ks:j], "authorization") {
+		// Authorization: Basic ..., Bearer ...: the credentials after the scheme
+		vs = k
+		for w := k; w < n && w-k < 16 && isAlpha(v[w]); w++ {
+			if w+1 < n && v[w+1] == ' ' {
+				vs = w + 2
+			}
+		}
+		ve = vs
+		for ve < n && v[ve] != '\n' && v[ve] != '\r' && v[ve] != '"' && v[ve] != '\'' && v[ve] != '\\' {
+			ve++
+		}
+		for ve > vs && v[ve-1] == ' ' {
+			ve--
+		}
 	} else {
 		vs = k
 		ve = k

@@ -83,6 +83,17 @@ func typeClass(oid uint32) (scan bool, textLike bool, kind valueKind) {
 	return true, false, kTypedText
 }
 
+// rawBinary: the binary format of these types is the text itself (jsonb
+// after its version byte). Any other binary value has a layout of its own
+// (arrays, tsvector, ...) that an in-place rewrite would corrupt.
+func rawBinary(oid uint32) bool {
+	switch oid {
+	case 25, 1043, 1042, 19, 18, 705, 114, 142, 3802:
+		return true
+	}
+	return false
+}
+
 func isInet(oid uint32) bool { return oid == 869 || oid == 650 || oid == 1041 || oid == 651 }
 
 // Plan decides, once per result set, how each column is treated.
@@ -115,6 +126,7 @@ func (m *Masker) planColumn(c Column, p *Plan) colPlan {
 		kind = kJSONB
 	}
 	cp := colPlan{det: -1}
+	opaque := c.Binary && !rawBinary(c.TypeOID) // a binary layout we cannot rewrite
 	if r := m.matchColumn(c, textLike || !isScalar(c.TypeOID)); r != nil {
 		st := m.columnStrategy(r)
 		if st == Off {
@@ -122,15 +134,8 @@ func (m *Masker) planColumn(c Column, p *Plan) colPlan {
 			return cp
 		}
 		cp.act, cp.strat, cp.label, cp.det = aWhole, st, r.label, r.det
-		switch {
-		case !textLike && kind != kTypedText:
-			cp.kind = kNullOnly
-		case c.Binary && !textLike:
-			cp.kind = kNullOnly
-		default:
-			cp.kind = kind
-		}
-		if c.Binary && kind == kTypedText {
+		cp.kind = kind
+		if opaque || (!textLike && kind != kTypedText) {
 			cp.kind = kNullOnly
 		}
 		cp.key = len(p.colKeys)
@@ -147,7 +152,7 @@ func (m *Masker) planColumn(c Column, p *Plan) colPlan {
 		return cp
 	}
 	cp.act, cp.kind = aScan, kind
-	if c.Binary && (kind == kTypedText || kind == kNullOnly) {
+	if opaque || kind == kNullOnly {
 		cp.act = aScanNull
 	}
 	if kind == kTypedText {

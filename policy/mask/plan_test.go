@@ -209,3 +209,44 @@ func TestDisabled(t *testing.T) {
 		t.Error("disabled plan masked")
 	}
 }
+
+func TestPlanBinaryLayouts(t *testing.T) {
+	m, _ := New(DefaultConfig(), []byte("k"))
+	cols := []Column{
+		{Name: "tags", TypeOID: 1009, Binary: true}, // text[]: binary array layout
+		{Name: "tags_text", TypeOID: 1009},          // text[] in text format: rewritten in place
+		{Name: "doc", TypeOID: 142},                 // xml: a placeholder would be a tag
+		{Name: "api_key", TypeOID: 1009, Binary: true},
+		{Name: "name", TypeOID: 19, Binary: true}, // name: binary is the text
+	}
+	p := m.Plan(cols)
+	vals := row("\x00\x00\x00\x01bob@example.com", `{bob@example.com,x}`, "<a>bob@example.com</a>", "\x00\x01", "eve@example.com")
+	p.Row(vals)
+	want := `NULL | "{***@example.com,x}" | NULL | NULL | "***@example.com"`
+	if got := show(vals); got != want {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
+}
+
+func TestMaskerConcurrentUse(t *testing.T) {
+	m, _ := New(DefaultConfig(), []byte("k"))
+	done := make(chan string)
+	for g := 0; g < 4; g++ {
+		go func() {
+			var last string
+			for i := 0; i < 200; i++ {
+				p := m.Plan([]Column{{Name: "a", TypeOID: 25}})
+				v := [][]byte{[]byte("bob@example.com 4242424242424242")}
+				p.Row(v)
+				out, _ := m.Text("x eve@example.com")
+				last = string(v[0]) + " " + out
+			}
+			done <- last
+		}()
+	}
+	for g := 0; g < 4; g++ {
+		if got := <-done; got != "***@example.com ****-****-****-4242 x ***@example.com" {
+			t.Errorf("goroutine result %q", got)
+		}
+	}
+}

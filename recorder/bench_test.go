@@ -52,3 +52,24 @@ func BenchmarkCastOutput(b *testing.B) {
 	b.StopTimer()
 	s.Close(0)
 }
+
+// BenchmarkRecordCall is the cost a tunnel goroutine pays per event: Record
+// stamps and queues; encoding, hashing and fsync happen on the writer.
+func BenchmarkRecordCall(b *testing.B) {
+	st := testStore(b, StoreOptions{MaxBacklog: 1 << 30})
+	s, err := st.Create(testStart())
+	if err != nil {
+		b.Fatal(err)
+	}
+	stmt := Statement{Connection: "app", ConnID: 1, SQL: "SELECT id, email FROM users WHERE id = $1", Kind: "select",
+		Reads: []string{"public.users"}, Decision: "allow", Rule: "default", Protocol: "extended"}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		stmt.Seq = uint64(i)
+		if err := s.Record(stmt); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	s.Close(0)
+}

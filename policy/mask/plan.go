@@ -43,10 +43,11 @@ type colPlan struct {
 // Masker.Plan and is not safe for concurrent use: one goroutine (the
 // connection's server-to-client side) applies it row by row.
 //
-// Buffer ownership: Row, Value and CopyData may replace values with slices of
-// a scratch buffer owned by the Plan. Those slices are valid until the next
-// call of Row, Value or CopyData on the same Plan; the caller encodes the
-// row before that. Input slices are never written to.
+// Buffer ownership: Row and Value may replace values with slices of a
+// scratch buffer owned by the Plan; they stay valid until the next Row,
+// Reset or CopyData on the same Plan, so the caller encodes the row before
+// that. CopyData's result is valid until the next CopyData. Input slices
+// are never written to.
 type Plan struct {
 	m         *Masker
 	cols      []colPlan

@@ -3,6 +3,7 @@ package tui
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -130,7 +131,7 @@ func TestRunApprovalsOnATerminal(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("RunApprovals did not return when ctx ended")
 	}
-	if after := termios(t, p.tty); after != before {
+	if after := termios(t, p.tty); !reflect.DeepEqual(after, before) {
 		t.Fatal("terminal not restored")
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -13,7 +14,7 @@ import (
 
 	"github.com/creack/pty"
 	"go.uber.org/goleak"
-	"golang.org/x/sys/unix"
+	"golang.org/x/term"
 
 	"github.com/guardrun/guardrun/policy"
 )
@@ -92,13 +93,15 @@ func (p *ptyPair) waitFor(t testing.TB, offset int, s string) int {
 	}
 }
 
-func termios(t testing.TB, f *os.File) unix.Termios {
+// termState is the terminal's mode (raw or cooked, echo, ...), comparable
+// with reflect.DeepEqual.
+func termios(t testing.TB, f *os.File) *term.State {
 	t.Helper()
-	tio, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	st, err := term.GetState(int(f.Fd()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return *tio
+	return st
 }
 
 func TestRunAgentExitCodes(t *testing.T) {
@@ -119,7 +122,7 @@ func TestRunAgentExitCodes(t *testing.T) {
 			if err != nil || code != c.code {
 				t.Fatalf("RunAgent = %d, %v; want %d", code, err, c.code)
 			}
-			if after := termios(t, p.tty); after != before {
+			if after := termios(t, p.tty); !reflect.DeepEqual(after, before) {
 				t.Fatalf("terminal not restored:\nbefore %+v\nafter  %+v", before, after)
 			}
 		})
@@ -352,7 +355,7 @@ func TestRunAgentPanicRestoresTheTerminal(t *testing.T) {
 		_, _ = RunAgent(context.Background(), HostOptions{Argv: []string{"sh", "-c", "printf '\\033[?1049h\\033[?2004hfull screen'; sleep 5"}, In: p.tty, Out: p.tty, Cast: &panickyCast{}})
 		t.Fatal("RunAgent returned instead of panicking")
 	}()
-	if after := termios(t, p.tty); after != before {
+	if after := termios(t, p.tty); !reflect.DeepEqual(after, before) {
 		t.Fatal("terminal left in raw mode after a panic")
 	}
 }

@@ -128,11 +128,14 @@ func (c *conn) clientMessage(ctx context.Context, typ byte, body, raw []byte) er
 	n := len(raw) - 1
 	switch typ {
 	case 'Q':
+		if c.hooks == nil {
+			if err := validQuery(body); err != nil {
+				return badClient(typ, n, err)
+			}
+			return c.writeUp(raw)
+		}
 		if err := s.query.Decode(body); err != nil {
 			return badClient(typ, n, err)
-		}
-		if c.hooks == nil {
-			return c.writeUp(raw)
 		}
 		s.seq++
 		v := c.inspect(ctx, Query{Seq: s.seq, Kind: SimpleQuery, SQL: s.query.String, TxStatus: TxStatus(c.txStatus.Load())})
@@ -175,11 +178,14 @@ func (c *conn) clientMessage(ctx context.Context, typ byte, body, raw []byte) er
 		}
 
 	case 'B':
+		if c.hooks == nil {
+			if err := validBind(body); err != nil {
+				return badClient(typ, n, err)
+			}
+			return c.writeUp(raw)
+		}
 		if err := s.bind.Decode(body); err != nil {
 			return badClient(typ, n, err)
-		}
-		if c.hooks == nil {
-			return c.writeUp(raw)
 		}
 		portal, stmt := s.bind.DestinationPortal, s.bind.PreparedStatement
 		delete(s.portalDescribed, portal)

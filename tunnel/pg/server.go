@@ -197,7 +197,13 @@ func validServer(typ byte, body []byte) error {
 // passServer relays one message when no hook is installed.
 func (c *conn) passServer(raw []byte) error {
 	typ, body := raw[0], raw[5:]
-	if err := validServer(typ, body); err != nil {
+	var err error
+	if typ == 'T' {
+		err = c.s2c.rd.Decode(body) // reuses its field slice: no allocation per query
+	} else {
+		err = validServer(typ, body)
+	}
+	if err != nil {
 		return badServer(typ, len(raw)-1, err)
 	}
 	switch typ {

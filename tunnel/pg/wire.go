@@ -209,3 +209,68 @@ func appendCopyData(dst, data []byte) []byte {
 	dst = binary.BigEndian.AppendUint32(dst, uint32(4+len(data)))
 	return append(dst, data...)
 }
+
+// cstring returns the length of the NUL-terminated string at b's start
+// (without the NUL), or -1.
+func cstring(b []byte) int {
+	for i, x := range b {
+		if x == 0 {
+			return i
+		}
+	}
+	return -1
+}
+
+// validQuery checks a Query body without allocating.
+func validQuery(body []byte) error {
+	if n := cstring(body); n < 0 || n != len(body)-1 {
+		return ErrMalformed
+	}
+	return nil
+}
+
+// validBind checks a Bind body without allocating: portal, statement,
+// parameter format codes, parameters, result format codes, nothing more.
+func validBind(b []byte) error {
+	for range 2 {
+		n := cstring(b)
+		if n < 0 {
+			return ErrMalformed
+		}
+		b = b[n+1:]
+	}
+	int16s := func() bool {
+		if len(b) < 2 {
+			return false
+		}
+		n := int(binary.BigEndian.Uint16(b))
+		if len(b) < 2+2*n {
+			return false
+		}
+		b = b[2+2*n:]
+		return true
+	}
+	if !int16s() || len(b) < 2 {
+		return ErrMalformed
+	}
+	params := int(binary.BigEndian.Uint16(b))
+	b = b[2:]
+	for range params {
+		if len(b) < 4 {
+			return ErrMalformed
+		}
+		l := int(int32(binary.BigEndian.Uint32(b)))
+		b = b[4:]
+		if l == -1 {
+			continue
+		}
+		if l < 0 || l > len(b) {
+			return ErrMalformed
+		}
+		b = b[l:]
+	}
+	if !int16s() || len(b) != 0 {
+		return ErrMalformed
+	}
+	return nil
+}

@@ -20,8 +20,17 @@ type Classifier struct {
 	pool   sync.Pool // *[]token
 }
 
+// Bounds on what the cache holds: a text longer than maxCachedText is
+// parsed every time (a bulk INSERT's shape rarely repeats), and all keys
+// together stay under maxCacheBytes whatever the statements look like.
+const (
+	maxCachedText = 64 << 10
+	maxCacheBytes = 32 << 20
+	entryOverhead = 256 // a rough size of an entry besides its key
+)
+
 // NewClassifier returns a Classifier that keeps up to size texts' shapes
-// (least recently used out first). size <= 0 means 4096.
+// (least recently used out first), within 32 MiB. size <= 0 means 4096.
 func NewClassifier(size int) *Classifier {
 	if size <= 0 {
 		size = 4096
@@ -33,7 +42,7 @@ func NewClassifier(size int) *Classifier {
 	c := &Classifier{seed: maphash.MakeSeed(), shards: make([]shard, n)}
 	per := (size + n - 1) / n
 	for i := range c.shards {
-		c.shards[i] = shard{max: per, m: make(map[string]*entry, per)}
+		c.shards[i] = shard{max: per, maxBytes: maxCacheBytes / n, m: make(map[string]*entry, per)}
 	}
 	c.pool.New = func() any { s := make([]token, 0, 64); return &s }
 	return c
@@ -50,8 +59,8 @@ func (c *Classifier) Classify(text string) []Statement {
 	defer c.pool.Put(bp)
 	toks, ok := scan(text, (*bp)[:0])
 	*bp = toks[:0]
-	if !ok {
-		stmts, _ := classifyText(text, toks, false)
+	if !ok || len(text) > maxCachedText {
+		stmts, _ := classifyText(text, toks, ok)
 		return stmts
 	}
 	var kb [256]byte
@@ -122,11 +131,13 @@ func (c *Classifier) put(key string, res *result) {
 	}
 	e := &entry{key: key, res: res}
 	s.m[key] = e
+	s.bytes += len(key) + entryOverhead
 	s.pushFront(e)
-	for len(s.m) > s.max {
+	for len(s.m) > s.max || s.bytes > s.maxBytes && len(s.m) > 1 {
 		old := s.tail
 		s.unlink(old)
 		delete(s.m, old.key)
+		s.bytes -= len(old.key) + entryOverhead
 	}
 }
 
@@ -134,7 +145,9 @@ func (c *Classifier) put(key string, res *result) {
 // most recently used at head.
 type shard struct {
 	mu         sync.Mutex
-	max        int
+	max        int // entries
+	maxBytes   int
+	bytes      int
 	m          map[string]*entry
 	head, tail *entry
 }

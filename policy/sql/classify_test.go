@@ -214,3 +214,23 @@ func FuzzShapeKey(f *testing.F) {
 		}
 	})
 }
+
+func TestClassifierMemoryBound(t *testing.T) {
+	c := NewClassifier(100000)
+	long := "SELECT 1 /* " + strings.Repeat("x", maxCachedText) + " */"
+	if got := c.Classify(long); len(got) != 1 || got[0].Kind != "select" || c.Len() != 0 {
+		t.Errorf("a %d-byte text: %d statements, cache holds %d", len(long), len(got), c.Len())
+	}
+	// Many distinct large keys: the byte budget, not the entry count, binds.
+	res := &result{}
+	for i := 0; i < 2000; i++ {
+		c.put(fmt.Sprintf("%d %s", i, strings.Repeat("k", 60<<10)), res)
+	}
+	total := 0
+	for i := range c.shards {
+		total += c.shards[i].bytes
+	}
+	if total > maxCacheBytes || c.Len() >= 2000 || c.Len() == 0 {
+		t.Errorf("cache holds %d entries, %d bytes; budget %d", c.Len(), total, maxCacheBytes)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
+	"go.uber.org/goleak"
 
 	"github.com/guardrun/guardrun/policy"
 )
@@ -98,6 +99,7 @@ func TestPrompterGolden(t *testing.T) {
 // TestRunApprovalsOnATerminal drives the real program on a PTY: a key
 // answers, ctx ends it, the terminal is restored.
 func TestRunApprovalsOnATerminal(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent(), goleak.IgnoreAnyFunction("github.com/guardrun/guardrun/tui.newPTYPair.func1"), goleak.IgnoreAnyFunction("os/signal.signal_recv"))
 	p := newPTYPair(t, 100, 30)
 	before := termios(t, p.tty)
 	q := newFakeQueue()
@@ -139,6 +141,7 @@ func TestRunApprovalsOnATerminal(t *testing.T) {
 // TestRunPrompterOnATerminal: the status line is drawn and refreshed, a
 // held request is answered, Ctrl-C returns ErrInterrupted.
 func TestRunPrompterOnATerminal(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent(), goleak.IgnoreAnyFunction("github.com/guardrun/guardrun/tui.newPTYPair.func1"), goleak.IgnoreAnyFunction("os/signal.signal_recv"))
 	p := newPTYPair(t, 100, 30)
 	q := newFakeQueue()
 	got := make(chan string, 4)

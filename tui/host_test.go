@@ -116,6 +116,7 @@ func TestRunAgentExitCodes(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			defer goleak.VerifyNone(t, goleak.IgnoreCurrent(), goleak.IgnoreAnyFunction("github.com/guardrun/guardrun/tui.newPTYPair.func1"), goleak.IgnoreAnyFunction("os/signal.signal_recv"))
 			p := newPTYPair(t, 80, 24)
 			before := termios(t, p.tty)
 			code, err := RunAgent(context.Background(), HostOptions{Argv: c.argv, In: p.tty, Out: p.tty})

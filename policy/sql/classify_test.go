@@ -100,8 +100,13 @@ func TestSummary(t *testing.T) {
 		"SELECT u.id FROM public.users u JOIN orders o ON true WHERE lower(u.email) = 'x'": {"reads orders, public.users", "calls lower"},
 		"SELECT pg_read_file('/etc/passwd')":                                               {"calls pg_read_file (server-side file access)"},
 		"PREPARE p AS DELETE FROM t WHERE id = $1":                                         {"prepares p: DELETE on t", "writes t"},
-		"SELEC 1": {`the PostgreSQL parser rejected it: syntax error at or near "SELEC"`},
-		"BEGIN":   {"TRANSACTION BEGIN"},
+		"SELEC 1":                      {`the PostgreSQL parser rejected it: syntax error at or near "SELEC"`},
+		"BEGIN":                        {"BEGIN"},
+		"DROP TABLE public.t, u":       {"DROP TABLE public.t, u"},
+		"GRANT SELECT ON users TO bob": {"GRANT on TABLE users", "GRANT changes privileges on a table"},
+		"COPY orders FROM STDIN":       {"writes orders", "COPY FROM loads rows into orders"},
+		"EXECUTE p(1)":                 {"executes prepared statement p (judged by what was prepared)"},
+		"SET ROLE admin":               {"SET ROLE changes the role the session acts as"},
 	}
 	for sql, want := range cases {
 		got := Classify(sql)[0].Summary()

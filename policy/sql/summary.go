@@ -20,13 +20,11 @@ func (s Statement) Summary() []string {
 	} else if s.Inner != nil && s.Kind != "explain" {
 		out = append(out, "EXPLAIN ANALYZE runs the statement")
 	}
-	ddl := s.Has(FlagDDL) || s.Has(FlagPrivilege) && len(s.Writes) > 0 && !s.Has(FlagWrite)
-	if len(s.Writes) > 0 {
-		verb := "writes "
-		if ddl {
-			verb = "changes "
-		}
-		out = append(out, verb+strings.Join(s.Writes, ", "))
+	switch {
+	case schemaKind(s.Kind):
+		out = append(out, headline(s))
+	case len(s.Writes) > 0:
+		out = append(out, "writes "+strings.Join(s.Writes, ", "))
 	}
 	if len(s.Reads) > 0 {
 		out = append(out, "reads "+strings.Join(s.Reads, ", "))
@@ -88,22 +86,53 @@ func orUnnamed(name string) string {
 }
 
 // headline names what s does in a few words: "DELETE on public.users",
-// "CREATE TABLE public.t", "SET search_path".
+// "DROP TABLE public.t", "SET search_path", "BEGIN".
 func headline(s Statement) string {
-	k := strings.ToUpper(strings.ReplaceAll(string(s.Kind), "_", " "))
-	if s.Object != "" && s.Kind != "select" {
-		k += " " + strings.ToUpper(s.Object)
-		if s.Kind == "set" || s.Kind == "reset" || s.Kind == "show" {
-			k = strings.ToUpper(string(s.Kind)) + " " + s.Object
+	up := func(x string) string { return strings.ToUpper(strings.ReplaceAll(x, "_", " ")) }
+	verb := up(string(s.Kind))
+	writes := strings.Join(s.Writes, ", ")
+	with := func(h, sep, names string) string {
+		if names == "" {
+			return h
 		}
+		return h + sep + names
+	}
+	switch s.Kind {
+	case "set", "reset", "show":
+		return with(verb, " ", s.Object)
+	case "transaction", "role":
+		return up(s.Object)
+	case "create", "alter", "drop", "comment", "security_label", "refresh":
+		return with(with(verb, " ", up(s.Object)), " ", writes)
+	case "grant", "revoke":
+		return with(with(verb, " on ", up(s.Object)), " ", writes)
+	case "prepare", "execute", "deallocate":
+		return with(with(verb, " ", s.Name), " ", up(s.Object))
+	case "copy":
+		tables := writes
+		if tables == "" {
+			tables = strings.Join(s.Reads, ", ")
+		}
+		return with(with(verb, " ", up(s.Object)), ", ", tables)
 	}
 	switch {
-	case len(s.Writes) > 0:
-		return k + " on " + strings.Join(s.Writes, ", ")
-	case len(s.Reads) > 0 && (s.Kind == "select" || s.Kind == "explain" || s.Kind == "copy"):
-		return k + " from " + strings.Join(s.Reads, ", ")
+	case writes != "":
+		return verb + " on " + writes
+	case len(s.Reads) > 0 && (s.Kind == "select" || s.Kind == "explain"):
+		return verb + " from " + strings.Join(s.Reads, ", ")
+	case s.Object != "" && s.Kind != "select":
+		return verb + " " + up(s.Object)
 	}
-	return k
+	return verb
+}
+
+// schemaKind reports kinds whose headline already names what they change.
+func schemaKind(k Kind) bool {
+	switch k {
+	case "create", "alter", "drop", "comment", "security_label", "grant", "revoke", "role":
+		return true
+	}
+	return false
 }
 
 // Headline names what s does in a few words ("DELETE on public.users").

@@ -3,6 +3,7 @@ package mask
 import (
 	"bytes"
 	"encoding/json"
+	"math/rand/v2"
 	"testing"
 	"unicode/utf8"
 )
@@ -136,4 +137,60 @@ func FuzzCopy(f *testing.F) {
 			}
 		}
 	})
+}
+
+// scanBytewise is the reference for scan: the same dispatch, one byte at a
+// time, without the 8-byte skipping.
+func scanBytewise(s *scanner, v []byte) []match {
+	s.matches, s.last, s.awsCtx = s.matches[:0], 0, false
+	for i := 0; i < len(v); i++ {
+		if t := trig[v[i]]; t != tNone {
+			if nx := s.dispatch(v, i, t); nx > i {
+				i = nx - 1
+			}
+		}
+	}
+	if s.awsCtx && s.on(detAWSSecretKey) {
+		s.awsSecrets(v)
+	}
+	return append([]match(nil), s.matches...)
+}
+
+func sameScan(t *testing.T, m *Masker, v []byte) {
+	a := scanner{m: m, en: m.enabled()}
+	a.scan(v)
+	b := scanner{m: m, en: m.enabled()}
+	want := scanBytewise(&b, v)
+	if len(a.matches) != len(want) {
+		t.Fatalf("%q: skipping scan found %v, bytewise %v", v, a.matches, want)
+	}
+	for i := range want {
+		if a.matches[i] != want[i] {
+			t.Fatalf("%q: skipping scan found %v, bytewise %v", v, a.matches, want)
+		}
+	}
+}
+
+func FuzzScanSkippingMatchesBytewise(f *testing.F) {
+	for _, s := range fuzzSeeds {
+		f.Add(s)
+	}
+	m := fuzzMaskers(f)[0]
+	f.Fuzz(func(t *testing.T, s string) { sameScan(t, m, []byte(s)) })
+}
+
+func TestScanSkippingMatchesBytewise(t *testing.T) {
+	m := allOn(t)
+	r := rand.New(rand.NewPCG(9, 9))
+	for _, p := range plantedValues() {
+		for range 200 {
+			sameScan(t, m, []byte(plant(r, p)))
+		}
+	}
+	rows, _ := benchRows(256, true)
+	for _, row := range rows {
+		for _, v := range row {
+			sameScan(t, m, v)
+		}
+	}
 }

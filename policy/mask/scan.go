@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"hash"
+	"math/bits"
 )
 
 // The scanner makes one pass over a value. Most bytes are letters, spaces and
@@ -149,12 +150,13 @@ func (s *scanner) add(start, end int, d det, aux int) bool {
 	return true
 }
 
-// mayTrigger reports whether one of the 8 bytes of x may be a trigger: in
-// 0x24..0x40 ($ ' - digits : = @ and some punctuation), or 'A', 'J', '_'.
-// Letters other than A and J, spaces, '"' and UTF-8 sequences are not, so
-// most of a text is skipped 8 bytes at a time (bit-twiddling "hasbetween"
-// and "haszero", both exact).
-func mayTrigger(x uint64) bool {
+// triggerMask marks (high bit of each byte) the bytes of x that may be a
+// trigger: in 0x24..0x40 ($ ' - digits : = @ and some punctuation), or 'A',
+// 'J', '_'. Letters other than A and J, spaces, '"' and UTF-8 sequences are
+// not, so most of a text is skipped 8 bytes at a time and only the marked
+// bytes are looked up (bit-twiddling "hasbetween", exact per byte, and
+// "haszero", which may also mark a byte right after a match: harmless).
+func triggerMask(x uint64) uint64 {
 	const (
 		ones = 0x0101010101010101
 		low7 = 0x7f7f7f7f7f7f7f7f
@@ -163,11 +165,10 @@ func mayTrigger(x uint64) bool {
 		n    = 0x41
 	)
 	t := x & low7
-	if (ones*(127+n)-t)&^x&(t+ones*(127-m))&high != 0 {
-		return true
-	}
+	r := (ones*(127+n) - t) &^ x & (t + ones*(127-m))
 	a, j, u := x^(ones*'A'), x^(ones*'J'), x^(ones*'_')
-	return ((a-ones)&^a|(j-ones)&^j|(u-ones)&^u)&high != 0
+	r |= (a-ones)&^a | (j-ones)&^j | (u-ones)&^u
+	return r & high
 }
 
 // scan finds the matches in v, in order, without overlaps.
@@ -176,19 +177,35 @@ func (s *scanner) scan(v []byte) {
 	s.last = 0
 	s.awsCtx = false
 	n := len(v)
-	for i := 0; i < n; {
-		if i+8 <= n && !mayTrigger(binary.LittleEndian.Uint64(v[i:])) {
-			i += 8
-			continue
-		}
-		for lim := min(i+8, n); i < lim; i++ {
-			t := trig[v[i]]
+	i := 0
+	for i+8 <= n {
+		m := triggerMask(binary.LittleEndian.Uint64(v[i:]))
+		base := i
+		i += 8
+		skip := base // candidates before skip were consumed by a match
+		for m != 0 {
+			j := base + bits.TrailingZeros64(m)>>3
+			m &= m - 1
+			if j < skip {
+				continue
+			}
+			t := trig[v[j]]
 			if t == tNone {
 				continue
 			}
-			if next := s.dispatch(v, i, t); next > i {
-				i = next - 1
+			if nx := s.dispatch(v, j, t); nx > j {
+				skip = nx
 			}
+		}
+		i = max(i, skip)
+	}
+	for ; i < n; i++ {
+		t := trig[v[i]]
+		if t == tNone {
+			continue
+		}
+		if nx := s.dispatch(v, i, t); nx > i {
+			i = nx - 1
 		}
 	}
 	if s.awsCtx && s.on(detAWSSecretKey) {
@@ -210,6 +227,15 @@ func (s *scanner) dispatch(v []byte, i int, t uint8) int {
 				return s.iban(v, i-2)
 			}
 			return i
+		}
+		// Most numbers are one short group (a count, a price, a year):
+		// nothing we look for is a single group of fewer than 8 digits.
+		k := i + 1
+		for k < n && k-i < 8 && isDigit(v[k]) {
+			k++
+		}
+		if k-i < 8 && (k >= n || !isNumSep(v[k]) || k+1 >= n || !(isDigit(v[k+1]) || v[k+1] == '(' || v[k+1] == ' ')) {
+			return k
 		}
 		return s.numeric(v, i)
 	case tAt:
@@ -464,6 +490,8 @@ func keyKind(key []byte) (det, bool) {
 	}
 	return detSecret, true
 }
+
+func isNumSep(c byte) bool { return c == ' ' || c == '-' || c == '.' || c == '(' || c == ')' }
 
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
 

@@ -285,11 +285,11 @@ func printExplain(w io.Writer, out explainOutput) {
 			who += " [" + strings.Join(out.Groups, ", ") + "]"
 		}
 	}
-	conn := "no connection (--connection NAME)"
+	conn := "no connection (--connection NAME judges as on one)"
 	if out.Connection != "" {
-		conn = fmt.Sprintf("%s (%s)", out.Connection, out.ConnType)
+		conn = fmt.Sprintf("connection %s (%s)", out.Connection, out.ConnType)
 	}
-	fmt.Fprintf(w, "policy %s · connection %s · as %s\n", src, conn, who)
+	fmt.Fprintf(w, "policy %s · %s · as %s\n", src, conn, who)
 	if len(out.Statements) == 0 {
 		fmt.Fprintln(w, "\nno statement: the text is empty or only comments")
 		return
@@ -309,8 +309,13 @@ func printExplain(w io.Writer, out explainOutput) {
 		if st.Name != "" {
 			kind += " · " + st.Name
 		}
-		if st.Inner != nil {
-			kind += " · inner " + string(st.Inner.Kind)
+		switch {
+		case st.Inner != nil && st.Kind == "prepare":
+			kind += " · prepares " + string(st.Inner.Kind)
+		case st.Inner != nil && st.Kind == "explain":
+			kind += " · explains " + string(st.Inner.Kind)
+		case st.Inner != nil:
+			kind += " · run by EXPLAIN ANALYZE"
 		}
 		row("kind", kind)
 		row("writes", strings.Join(st.Writes, ", "))

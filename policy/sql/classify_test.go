@@ -103,7 +103,7 @@ func TestSummary(t *testing.T) {
 		"SELEC 1":                      {`the PostgreSQL parser rejected it: syntax error at or near "SELEC"`},
 		"BEGIN":                        {"BEGIN"},
 		"DROP TABLE public.t, u":       {"DROP TABLE public.t, u"},
-		"GRANT SELECT ON users TO bob": {"GRANT on TABLE users", "GRANT changes privileges on a table"},
+		"GRANT SELECT ON users TO bob": {"GRANT on TABLE users", "GRANT changes privileges on users"},
 		"COPY orders FROM STDIN":       {"writes orders", "COPY FROM loads rows into orders"},
 		"EXECUTE p(1)":                 {"executes prepared statement p (judged by what was prepared)"},
 		"SET ROLE admin":               {"SET ROLE changes the role the session acts as"},

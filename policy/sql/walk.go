@@ -699,11 +699,19 @@ func (w *walker) stmt(m protoreflect.Message) (Kind, string) {
 		if !x.IsGrant {
 			kind = "revoke"
 		}
+		var names []string
 		for _, o := range x.Objects {
-			w.write(o.GetRangeVar())
+			if rv := o.GetRangeVar(); rv != nil {
+				w.write(rv)
+				names = append(names, rangeVarName(rv))
+			}
 		}
 		w.fields(m, "objects")
-		w.flag(FlagPrivilege, fmt.Sprintf("%s changes privileges on a %s", strings.ToUpper(string(kind)), objectName(x.Objtype)))
+		on := "a " + objectName(x.Objtype)
+		if len(names) > 0 {
+			on = strings.Join(names, ", ")
+		}
+		w.flag(FlagPrivilege, fmt.Sprintf("%s changes privileges on %s", strings.ToUpper(string(kind)), on))
 		return kind, objectName(x.Objtype)
 	case *pg.GrantRoleStmt:
 		kind := Kind("grant")

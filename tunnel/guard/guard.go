@@ -228,6 +228,17 @@ func (c *connGuard) Inspect(ctx context.Context, q pg.Query) pg.Verdict {
 	}
 	d := decisions[worst]
 	oneLine := strings.Join(masked, "; ")
+	if g.o.Masker != nil {
+		for _, st := range stmts {
+			if st.Kind == "copy" && binaryCopyOut(st.Text) {
+				// Fail closed: binary COPY data cannot be masked.
+				g.activity(Activity{ConnID: c.info.ID, SQL: oneLine, Decision: "deny"})
+				return pg.Verdict{Action: pg.Refuse, Code: CodeDenied,
+					Message: "guardrun: denied: COPY TO STDOUT in the binary format cannot be masked",
+					Hint:    "use the text or CSV format (COPY ... TO STDOUT WITH (FORMAT csv))"}
+			}
+		}
+	}
 	switch d.Action {
 	case policy.Allow:
 		c.track(q.Seq, masked, copyTexts(stmts))

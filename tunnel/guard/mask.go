@@ -1,7 +1,6 @@
 package guard
 
 import (
-	"regexp"
 	"strings"
 
 	"github.com/guardrun/guardrun/policy/mask"
@@ -44,38 +43,16 @@ func (p *planMasker) CopyData(data []byte) []byte     { return p.plan.CopyData(d
 func (p *planMasker) Counts() map[string]int          { return p.plan.Counts() }
 func (p *planMasker) setCopyFormat(f mask.CopyFormat) { p.copy = f }
 
-var (
-	copyCSVRE   = regexp.MustCompile(`(?i)\bcsv\b`)
-	copyDelimRE = regexp.MustCompile(`(?i)\bdelimiter\s+(?:as\s+)?E?'(\\t|\\.|[^'])'`)
-	copyQuoteRE = regexp.MustCompile(`(?i)\bquote\s+(?:as\s+)?'([^'])'`)
-	copyNullRE  = regexp.MustCompile(`(?i)\bnull\s+(?:as\s+)?'([^']*)'`)
-)
-
 // copyFormatOf reads a COPY statement's text or CSV options: the protocol
 // says only "text", and CSV quoting changes where fields end.
 func copyFormatOf(stmt string) mask.CopyFormat {
-	var f mask.CopyFormat
-	// Options follow the target; look only after "stdout".
-	lower := strings.ToLower(stmt)
-	i := strings.LastIndex(lower, "stdout")
-	if i < 0 {
-		return f
-	}
-	opts := stmt[i:]
-	f.CSV = copyCSVRE.MatchString(opts)
-	if m := copyDelimRE.FindStringSubmatch(opts); m != nil {
-		switch m[1] {
-		case `\t`:
-			f.Delimiter = '\t'
-		default:
-			f.Delimiter = m[1][len(m[1])-1]
-		}
-	}
-	if m := copyQuoteRE.FindStringSubmatch(opts); m != nil {
-		f.Quote = m[1][0]
-	}
-	if m := copyNullRE.FindStringSubmatch(opts); m != nil {
-		f.Null = m[1]
-	}
+	f, _, _ := mask.ParseCopyFormat(stmt)
 	return f
+}
+
+// binaryCopyOut reports whether stmt is a COPY ... TO STDOUT in the binary
+// format, whose data the masker cannot read.
+func binaryCopyOut(stmt string) bool {
+	_, binary, ok := mask.ParseCopyFormat(stmt)
+	return ok && binary && strings.Contains(strings.ToLower(stmt), "stdout")
 }

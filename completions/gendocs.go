@@ -6,13 +6,14 @@
 //	go run ./completions/gendocs.go DIR
 //
 // writes DIR/guardrun.bash, DIR/guardrun.zsh, DIR/guardrun.fish and
-// DIR/man/guardrun*.1. goreleaser runs it as a before-hook; `go generate
+// DIR/man/guardrun*.1 (and .1.gz copies for the deb and rpm). goreleaser runs it as a before-hook; `go generate
 // ./cli` runs it for development. Output is reproducible: the man pages are
 // dated from SOURCE_DATE_EPOCH when it is set.
 package main
 
 import (
 	"bytes"
+	"compress/gzip"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -65,10 +66,41 @@ func gen(dir string) error {
 		}
 	}
 	manDir := filepath.Join(dir, "man")
-	old, _ := filepath.Glob(filepath.Join(manDir, "*.1"))
+	old, _ := filepath.Glob(filepath.Join(manDir, "*.1*"))
 	for _, f := range old {
 		os.Remove(f)
 	}
 	hdr := &doc.GenManHeader{Title: "GUARDRUN", Section: "1", Source: "guardrun", Manual: "guardrun manual", Date: &date}
-	return doc.GenManTreeFromOpts(root, doc.GenManTreeOptions{Header: hdr, Path: manDir, CommandSeparator: "-"})
+	if err := doc.GenManTreeFromOpts(root, doc.GenManTreeOptions{Header: hdr, Path: manDir, CommandSeparator: "-"}); err != nil {
+		return err
+	}
+	pages, err := filepath.Glob(filepath.Join(manDir, "*.1"))
+	if err != nil {
+		return err
+	}
+	for _, page := range pages {
+		if err := gzipFile(page); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// gzipFile writes path.gz with no name or time in the header, so the
+// packages are reproducible.
+func gzipFile(path string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	zw, err := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+	if err != nil {
+		return err
+	}
+	zw.Write(data)
+	if err := zw.Close(); err != nil {
+		return err
+	}
+	return os.WriteFile(path+".gz", buf.Bytes(), 0o644)
 }

@@ -27,6 +27,7 @@ package tui
 //     guardrun's own stdin, stdout and stderr, and nothing prompts.
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -176,13 +177,74 @@ type host struct {
 
 	readBytes atomic.Int64 // how much the agent has written, for the final drain
 
-	mu       sync.Mutex // guards everything below and every write to Out
-	mir      *mirror
-	paused   bool           // a prompt hides the agent's output
+	// The mirror is fed by its own goroutine from work, in the order the
+	// agent wrote, so a slow virtual terminal never holds up the agent's
+	// output on the real one. The main goroutine reaches it via onMirror.
+	mir       *mirror
+	work      chan mirrorWork
+	mirDone   chan struct{}
+	mirDirect bool // main goroutine only: no feeder, use mir directly
+
+	outMu  sync.Mutex // paused, writes to Out, sends on work
+	paused bool       // a prompt hides the agent's output
+
+	inMu     sync.Mutex     // promptIn, armedAt
 	promptIn *io.PipeWriter // the prompt's keystrokes, while it has them
 	armedAt  time.Time      // keys before this go to the agent
-	cols     int
-	rows     int
+
+	cols, rows int // main goroutine only
+}
+
+// mirrorWork is one item for the mirror's feeder: bytes the agent wrote
+// (paused: the real terminal did not see them), or a function to run on the
+// mirror in order with them.
+type mirrorWork struct {
+	data   []byte
+	paused bool
+	fn     func(*mirror)
+}
+
+// onMirror runs fn on the mirror after everything the agent wrote so far.
+// Main goroutine only.
+func (h *host) onMirror(fn func(*mirror)) {
+	if h.mirDirect {
+		fn(h.mir)
+		return
+	}
+	done := make(chan struct{})
+	h.work <- mirrorWork{fn: func(m *mirror) {
+		defer close(done)
+		fn(m)
+	}}
+	<-done
+}
+
+// feedMirror is the mirror's goroutine; it ends when work is closed. After
+// a panic it keeps taking work (running functions, dropping bytes), so no
+// one blocks on a dead mirror, and reports the panic.
+func (h *host) feedMirror(panicked chan<- any) {
+	defer close(h.mirDone)
+	defer func() {
+		if r := recover(); r != nil {
+			panicked <- r
+			for w := range h.work {
+				if w.fn != nil {
+					func() {
+						defer func() { _ = recover() }()
+						w.fn(h.mir)
+					}()
+				}
+			}
+		}
+	}()
+	for w := range h.work {
+		if w.fn != nil {
+			w.fn(h.mir)
+			continue
+		}
+		h.mir.toAgent.Store(w.paused)
+		h.mir.write(w.data)
+	}
 }
 
 // episode is one prompt on screen: from the first pending request to an
@@ -216,6 +278,7 @@ func (h *host) run(ctx context.Context) (exitCode int, err error) {
 		o.Cast.WriteResize(h.cols, h.rows)
 	}
 	h.mir = newMirror(h.cols, h.rows, ptmx)
+	h.mirDirect = true
 
 	waited := make(chan struct{})
 	go func() {
@@ -264,6 +327,11 @@ func (h *host) run(ctx context.Context) (exitCode int, err error) {
 		}
 		_ = ptmx.Close()
 		<-outDone
+		if !h.mirDirect {
+			close(h.work)
+			<-h.mirDone
+			h.mirDirect = true
+		}
 		if cr != nil {
 			cr.Cancel()
 			<-inDone
@@ -276,9 +344,9 @@ func (h *host) run(ctx context.Context) (exitCode int, err error) {
 			h.endPrompt(ep)
 			ep = nil
 		}
-		h.mu.Lock()
+		h.outMu.Lock()
 		_, _ = o.Out.Write(h.mir.reset())
-		h.mu.Unlock()
+		h.outMu.Unlock()
 		_ = term.Restore(int(o.In.Fd()), oldState)
 		h.mir.close()
 	}
@@ -296,12 +364,16 @@ func (h *host) run(ctx context.Context) (exitCode int, err error) {
 
 	// A panic in a pump (the cast is someone else's code) is carried to this
 	// goroutine, whose deferred restore then leaves the terminal usable.
-	panicked := make(chan any, 2)
+	panicked := make(chan any, 3)
 	carry := func() {
 		if r := recover(); r != nil {
 			panicked <- r
 		}
 	}
+	h.work = make(chan mirrorWork, 16)
+	h.mirDone = make(chan struct{})
+	h.mirDirect = false
+	go h.feedMirror(panicked)
 	go func() {
 		defer close(outDone)
 		defer carry()
@@ -420,10 +492,8 @@ func (h *host) resize() {
 	if err := pty.Setsize(h.ptmx, &pty.Winsize{Cols: uint16(cols), Rows: uint16(rows)}); err != nil {
 		h.log.Debug("resize pty", "err", err)
 	}
-	h.mu.Lock()
 	h.cols, h.rows = cols, rows
-	h.mir.resize(cols, rows)
-	h.mu.Unlock()
+	h.onMirror(func(m *mirror) { m.resize(cols, rows) })
 	if h.opts.Cast != nil {
 		h.opts.Cast.WriteResize(cols, rows)
 	}
@@ -449,15 +519,16 @@ func (h *host) pumpOutput() {
 	}
 }
 
-// show mirrors p and draws it unless a prompt is up.
+// show draws p unless a prompt is up, and queues it for the mirror. Both
+// happen under outMu, so the mirror knows exactly which bytes the real
+// terminal saw.
 func (h *host) show(p []byte) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.mir.toAgent.Store(h.paused)
-	h.mir.write(p)
+	h.outMu.Lock()
+	defer h.outMu.Unlock()
 	if !h.paused {
 		_, _ = h.opts.Out.Write(p)
 	}
+	h.work <- mirrorWork{data: bytes.Clone(p), paused: h.paused}
 }
 
 // pumpInput routes the human's keystrokes: to the prompt while it is armed,
@@ -467,10 +538,10 @@ func (h *host) pumpInput(r io.Reader) {
 	for {
 		n, err := r.Read(buf)
 		if n > 0 {
-			h.mu.Lock()
+			h.inMu.Lock()
 			w := h.promptIn
 			toPrompt := w != nil && !time.Now().Before(h.armedAt)
-			h.mu.Unlock()
+			h.inMu.Unlock()
 			if toPrompt {
 				// A closed pipe means the prompt just ended: the key was
 				// typed at the prompt, so it is dropped, not given to the agent.
@@ -488,20 +559,18 @@ func (h *host) pumpInput(r io.Reader) {
 func (h *host) startPrompt(ctx context.Context, list []policy.ApprovalRequest) *episode {
 	o := h.opts
 	pr, pw := io.Pipe()
-	h.mu.Lock()
-	h.paused = true
-	h.mir.hold()
-	backdrop := h.mir.lines()
+	backdrop := h.pause()
 	cols, rows := h.cols, h.rows
+	h.inMu.Lock()
 	h.promptIn = pw
 	h.armedAt = time.Now().Add(max(0, o.ArmDelay))
-	h.mu.Unlock()
+	h.inMu.Unlock()
 
 	tr := &tracker{}
 	m := NewPrompt(PromptOptions{
 		NoTick:   true,
 		Answer:   answerCmd(ctx, o.Queue, o.Cast, tr),
-		Notify:   notifyCmd(&h.mu, o.Out, o.Cast, tr),
+		Notify:   notifyCmd(&h.outMu, o.Out, o.Cast, tr),
 		By:       o.User,
 		Via:      "prompt",
 		Styles:   NewStyles(o.Out, !o.NoColor),
@@ -527,17 +596,38 @@ func (h *host) startPrompt(ctx context.Context, list []policy.ApprovalRequest) *
 
 // endPrompt takes the keys back, closes the prompt and redraws the agent.
 func (h *host) endPrompt(ep *episode) {
-	h.mu.Lock()
+	h.inMu.Lock()
 	h.promptIn = nil
-	h.mu.Unlock()
+	h.inMu.Unlock()
 	_ = ep.in.Close()
 	ep.prog.Quit()
 	<-ep.done
-	h.mu.Lock()
-	_, _ = h.opts.Out.Write(h.mir.repaint())
+	h.unpause()
+}
+
+// pause stops drawing the agent's output and returns its screen as text.
+// From here the mirror keeps what scrolls away, for unpause.
+func (h *host) pause() []string {
+	h.outMu.Lock()
+	defer h.outMu.Unlock()
+	h.paused = true
+	var backdrop []string
+	h.onMirror(func(m *mirror) {
+		m.hold()
+		backdrop = m.lines()
+	})
+	return backdrop
+}
+
+// unpause draws the agent's screen again, as the mirror has it after every
+// byte the agent wrote, and goes back to drawing its output live.
+func (h *host) unpause() {
+	h.outMu.Lock()
+	defer h.outMu.Unlock()
+	var b []byte
+	h.onMirror(func(m *mirror) { b = m.repaint() })
+	_, _ = h.opts.Out.Write(b)
 	h.paused = false
-	h.mir.toAgent.Store(false)
-	h.mu.Unlock()
 }
 
 // answerCmd sends an answer to the queue from a Bubble Tea command and, when

@@ -424,3 +424,15 @@ func TestPromptOnAPTY(t *testing.T) {
 		t.Fatal("the answering key leaked to the agent")
 	}
 }
+
+// BenchmarkAgentOutput is RunAgent around an agent that prints 20000 lines
+// (about 1 MB) to a 120x40 terminal: the cost of the host's output path.
+func BenchmarkAgentOutput(b *testing.B) {
+	p := newPTYPair(b, 120, 40)
+	for b.Loop() {
+		if code, err := RunAgent(context.Background(), HostOptions{Argv: []string{"sh", "-c", "seq 1 20000 | sed 's/$/ some output of the agent, with a path and more text/'"}, In: p.tty, Out: p.tty}); err != nil || code != 0 {
+			b.Fatal(code, err)
+		}
+	}
+	b.SetBytes(20000 * 55)
+}

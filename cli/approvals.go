@@ -84,7 +84,7 @@ On a terminal this is a live view; otherwise it prints the pending requests
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.RuntimeDir = f.Paths().Runtime
-			opts.Interactive = interactiveApprovals(f)
+			opts.Interactive = interactiveApprovals(f, opts.By)
 			return approvalsRun(cmd.Context(), opts)
 		},
 	}
@@ -129,7 +129,7 @@ On a terminal this is a live view; otherwise it prints the pending requests
 
 // interactiveApprovals is the full-screen view when stdin and stdout are a
 // terminal, nil otherwise.
-func interactiveApprovals(f *Factory) func(context.Context, tui.Queue) error {
+func interactiveApprovals(f *Factory, by func(context.Context) string) func(context.Context, tui.Queue) error {
 	if !f.IO.CanPrompt() {
 		return nil
 	}
@@ -138,8 +138,17 @@ func interactiveApprovals(f *Factory) func(context.Context, tui.Queue) error {
 	if !okIn || !okOut {
 		return nil
 	}
-	_, _ = in, out
-	return nil // the Bubble Tea view plugs in here
+	return func(ctx context.Context, q tui.Queue) error {
+		user := ""
+		if by != nil {
+			user = by(ctx)
+		}
+		err := tui.RunApprovalsWith(ctx, tui.ApprovalsOptions{In: in, Out: out, Queue: q, User: user})
+		if errors.Is(err, tui.ErrInterrupted) {
+			return context.Canceled
+		}
+		return err
+	}
 }
 
 // approvalsSnapshot is what --output json prints (one object per line with --watch).
@@ -158,12 +167,23 @@ func approvalsRun(ctx context.Context, opts *approvalsOptions) error {
 	default:
 		return &HintError{Err: fmt.Errorf("unknown output format %q", opts.Output), Hint: "use --output text or --output json"}
 	}
+	live := !opts.Watch && opts.Output == "text"
+	if live {
+		eps, err := control.Discover(opts.RuntimeDir)
+		if err != nil {
+			return fmt.Errorf("looking for running sessions: %w", err)
+		}
+		if len(eps) == 0 {
+			fmt.Fprintf(opts.IO.ErrOut, "guardrun: %s (nothing to approve)\n", errNoSession)
+			return nil
+		}
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	m := control.Watch(ctx, opts.RuntimeDir)
 	defer m.Close()
 
-	if opts.Interactive != nil && opts.Output == "text" {
+	if live && opts.Interactive != nil {
 		return opts.Interactive(ctx, asTUIQueue(m))
 	}
 

@@ -232,3 +232,41 @@ func TestTUIQueueTranslatesAlreadyAnswered(t *testing.T) {
 		t.Fatalf("second answer: %v", err)
 	}
 }
+
+// On a terminal the view gets one queue over every session, answering through
+// the control socket; with no session it is not started at all.
+func TestApprovalsInteractiveGetsMergedQueue(t *testing.T) {
+	f, _, errOut := approvalsFactory(t)
+	called := false
+	opts := &approvalsOptions{IO: f.IO, RuntimeDir: f.Paths().Runtime, Now: time.Now, Output: "text",
+		Interactive: func(ctx context.Context, q tui.Queue) error { called = true; return nil }}
+	if err := approvalsRun(context.Background(), opts); err != nil || called {
+		t.Fatalf("no session: err %v, view started %v", err, called)
+	}
+	if !strings.Contains(errOut.String(), "no guardrun session is running") {
+		t.Fatalf("no session: said %q", errOut)
+	}
+
+	s := serveSession(t, f, "tty1")
+	res := s.hold(t, "DROP TABLE t", 1)
+	opts.Interactive = func(ctx context.Context, q tui.Queue) error {
+		var list []policy.ApprovalRequest
+		for len(list) == 0 {
+			list = <-q.Updates()
+		}
+		if err := q.Answer(ctx, list[0].ID, policy.Answer{Verdict: policy.VerdictApproveOnce, By: "jane@acme.dev"}); err != nil {
+			return err
+		}
+		err := q.Answer(ctx, list[0].ID, policy.Answer{Verdict: policy.VerdictDeny})
+		if !errors.Is(err, tui.ErrAlreadyAnswered) {
+			t.Errorf("second answer through the view's queue: %v", err)
+		}
+		return nil
+	}
+	if err := approvalsRun(context.Background(), opts); err != nil {
+		t.Fatal(err)
+	}
+	if r := <-res; !r.a.Approved() || r.a.By != "jane@acme.dev" || r.a.Via != tunnel.ViaApprovals {
+		t.Fatalf("answer %+v", r.a)
+	}
+}

@@ -582,7 +582,7 @@ func (h *host) startPrompt(ctx context.Context, list []policy.ApprovalRequest) *
 	}, list)
 	prog := tea.NewProgram(m,
 		tea.WithInput(pr), tea.WithOutput(o.Out), tea.WithAltScreen(),
-		tea.WithoutSignalHandler(), tea.WithoutBracketedPaste())
+		tea.WithoutSignalHandler(), tea.WithoutBracketedPaste(), tea.WithFPS(120))
 	ep := &episode{prog: prog, in: pw, done: make(chan struct{})}
 	go func() {
 		defer close(ep.done)

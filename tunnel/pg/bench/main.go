@@ -22,7 +22,7 @@
 //
 // -ways picks which ways run (direct,relay,pgbouncer,guardrun, plus any
 // further guardrun mode listed by guardModes); -cpuprofile PREFIX writes a
-// CPU profile of each guardrun run (PREFIX-<run>.pprof) for `go tool pprof`.
+// CPU profile of each relay and guardrun run (PREFIX-<way>-<run>.pprof) for `go tool pprof`.
 // It needs the PostgreSQL binaries (see package pgtest; GUARDRUN_PG_BIN) and
 // optionally pgbouncer on PATH (apt-get install pgbouncer).
 //go:build unix
@@ -112,7 +112,7 @@ func run() int {
 	flag.IntVar(&f.rows, "rows", 1_000_000, "rows in the streaming test (0 skips it)")
 	flag.IntVar(&f.scale, "scale", 10, "pgbench -i scale")
 	flag.BoolVar(&f.md5, "md5", false, "md5 password authentication on the server instead of SCRAM")
-	flag.StringVar(&f.cpuprofile, "cpuprofile", "", "write a CPU profile of each guardrun run to PREFIX-<run>.pprof")
+	flag.StringVar(&f.cpuprofile, "cpuprofile", "", "write a CPU profile of each relay and guardrun run to PREFIX-<way>-<run>.pprof")
 	flag.BoolVar(&f.skipPgb, "no-pgbench", false, "skip the pgbench part")
 	flag.IntVar(&f.runs, "runs", 1, "pgbench runs per cell; the median is reported")
 	flag.Parse()
@@ -172,7 +172,7 @@ type endpoint struct {
 	host           string
 	port           int
 	user, password string
-	guard          bool // guardrun: profiled with -cpuprofile
+	inproc         bool // runs in this process: profiled with -cpuprofile
 	// cpu reports the CPU time the proxy has used so far (nil for direct).
 	// On a shared machine TPS depends on who else runs; CPU per transaction
 	// is the proxy's own cost and holds still.
@@ -303,7 +303,7 @@ func startRelay(name, upstream string) (*endpoint, error) {
 	})
 	return &endpoint{
 		name: name, host: "127.0.0.1", port: ln.Addr().(*net.TCPAddr).Port,
-		user: benchUser, password: benchPass, cpu: selfCPU,
+		user: benchUser, password: benchPass, cpu: selfCPU, inproc: true,
 		close: func() error {
 			ln.Close()
 			mu.Lock()
@@ -360,7 +360,7 @@ func startGuardrun(m guardMode, srv *pgtest.Server) (*endpoint, error) {
 	go func() { done <- p.Serve(ctx, ln) }()
 	return &endpoint{
 		name: m.Name, host: "127.0.0.1", port: ln.Addr().(*net.TCPAddr).Port,
-		user: cred.User, password: cred.Password, guard: true, cpu: selfCPU,
+		user: cred.User, password: cred.Password, inproc: true, cpu: selfCPU,
 		close: func() error {
 			cancel()
 			return <-done
@@ -506,7 +506,7 @@ func (ep *endpoint) dsn() string {
 
 // profile starts a CPU profile for a guardrun run when -cpuprofile is set.
 func profile(f *flags, ep *endpoint, label string) (stop func()) {
-	if f.cpuprofile == "" || !ep.guard {
+	if f.cpuprofile == "" || !ep.inproc {
 		return func() {}
 	}
 	path := fmt.Sprintf("%s-%s-%s.pprof", f.cpuprofile, ep.name, label)

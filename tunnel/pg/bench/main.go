@@ -690,6 +690,7 @@ type streamResult struct {
 	heapBefore, heapPeak, heapAfter uint64
 	rssPeak                         uint64
 	cpu                             time.Duration // this process (client + in-process proxy)
+	alloc                           uint64        // bytes allocated by this process while streaming
 }
 
 func runStream(ctx context.Context, f *flags, srv *pgtest.Server, eps []*endpoint, out io.Writer) error {
@@ -748,7 +749,7 @@ alter table %[1]s owner to %[3]s;`, streamTable, f.rows, benchUser)
 	fmt.Fprintf(out, "%d-row SELECT (6 columns, text format), read by pgx in this process\n\n", f.rows)
 	relay := slices.IndexFunc(results, func(r streamResult) bool { return r.way == "relay" })
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "way\tseconds\trows/s\tMB/s\t/relay\tCPU s\theap before MiB\theap peak MiB\theap after MiB\tpeak RSS MiB\t")
+	fmt.Fprintln(tw, "way\tseconds\trows/s\tMB/s\t/relay\tCPU s\talloc MB\theap before MiB\theap peak MiB\theap after MiB\tpeak RSS MiB\t")
 	for _, r := range results {
 		rate := float64(r.rows) / r.elapsed.Seconds()
 		mbs := float64(r.bytes) / 1e6 / r.elapsed.Seconds()
@@ -756,11 +757,11 @@ alter table %[1]s owner to %[3]s;`, streamTable, f.rows, benchUser)
 		if relay >= 0 {
 			vs = fmt.Sprintf("%.3f", rate/(float64(results[relay].rows)/results[relay].elapsed.Seconds()))
 		}
-		fmt.Fprintf(tw, "%s\t%.2f\t%.0f\t%.1f\t%s\t%.2f\t%.1f\t%.1f\t%.1f\t%.1f\t\n", r.way, r.elapsed.Seconds(), rate, mbs, vs, r.cpu.Seconds(),
+		fmt.Fprintf(tw, "%s\t%.2f\t%.0f\t%.1f\t%s\t%.2f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t\n", r.way, r.elapsed.Seconds(), rate, mbs, vs, r.cpu.Seconds(), float64(r.alloc)/1e6,
 			mib(r.heapBefore), mib(r.heapPeak), mib(r.heapAfter), mib(r.rssPeak))
 	}
 	tw.Flush()
-	fmt.Fprintf(out, "(%.0f MB of values per pass; CPU and memory are this process's: the client's own share is the direct row's)\n", float64(results[0].bytes)/1e6)
+	fmt.Fprintf(out, "(%.0f MB of values per pass; CPU, allocation and memory are this process's: the client's own share is the direct row's)\n", float64(results[0].bytes)/1e6)
 	return nil
 }
 
@@ -826,7 +827,7 @@ func streamOnce(ctx context.Context, ep *endpoint, query string) (streamResult, 
 			}
 		}
 	})
-	start, cpu0 := time.Now(), selfCPU()
+	start, cpu0, alloc0 := time.Now(), selfCPU(), allocated()
 	rr := c.ExecParams(ctx, query, nil, nil, nil, nil)
 	for rr.NextRow() {
 		r.rows++
@@ -835,7 +836,7 @@ func streamOnce(ctx context.Context, ep *endpoint, query string) (streamResult, 
 		}
 	}
 	_, err = rr.Close()
-	r.elapsed, r.cpu = time.Since(start), selfCPU()-cpu0
+	r.elapsed, r.cpu, r.alloc = time.Since(start), selfCPU()-cpu0, allocated()-alloc0
 	close(sampleDone)
 	wg.Wait()
 	r.heapPeak = max(peak, r.heapBefore)
@@ -843,6 +844,12 @@ func streamOnce(ctx context.Context, ep *endpoint, query string) (streamResult, 
 	r.heapAfter = heapInUse()
 	r.rssPeak = peakRSS()
 	return r, err
+}
+
+func allocated() uint64 {
+	s := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
 }
 
 func heapInUse() uint64 {

@@ -20,6 +20,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
+	"runtime/metrics"
 	"strconv"
 	"strings"
 	"sync"
@@ -68,11 +70,17 @@ func newClientEnv(t testing.TB, opts ...pgtest.Option) *clientEnv {
 // return) when the test ends.
 func (e *clientEnv) serve(t testing.TB, upstream string) {
 	t.Helper()
+	e.serveWith(t, upstream, nil)
+}
+
+func (e *clientEnv) serveWith(t testing.TB, upstream string, hooks pg.Hooks) {
+	t.Helper()
 	e.cred = tunnel.NewCredential()
 	p, err := pg.NewProxy(pg.Config{
 		Upstream: upstream,
 		User:     e.cred.User,
 		Password: e.cred.Password,
+		Hooks:    hooks,
 		Logger:   slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})),
 		OnEvent: func(ev pg.Event) {
 			e.mu.Lock()
@@ -493,3 +501,114 @@ func TestPgbench(t *testing.T) {
 		t.Fatalf("pgbench_history has %d rows, want 900", n)
 	}
 }
+
+// maskColumnHooks replaces every value of one column with a fixed mask, as
+// the masker will: the row-rewriting path of the proxy.
+type maskColumnHooks struct{ column int }
+
+func (h maskColumnHooks) Open(context.Context, pg.ConnInfo) pg.ConnHooks { return h }
+func (maskColumnHooks) Inspect(context.Context, pg.Query) pg.Verdict     { return pg.Verdict{} }
+func (h maskColumnHooks) StartResult(r pg.ResultInfo) pg.RowFilter {
+	if len(r.Fields) <= h.column {
+		return nil
+	}
+	return h
+}
+func (maskColumnHooks) ServerError(*pg.ServerMessage, bool)   {}
+func (maskColumnHooks) Notification(_, payload string) string { return payload }
+func (maskColumnHooks) Close(error)                           {}
+func (h maskColumnHooks) Row(values [][]byte)                 { values[h.column] = maskedValue }
+func (maskColumnHooks) CopyData(data []byte) []byte           { return data }
+func (maskColumnHooks) End(string, string)                    {}
+
+var maskedValue = []byte("[masked:email]")
+
+// TestStreamMemoryFlat streams a result several times larger than any
+// buffer the proxy may keep, passed through and with every row rewritten,
+// and checks the heap of this process (tunnel and client) stays flat.
+func TestStreamMemoryFlat(t *testing.T) {
+	const rows = 400_000 // ~45 MB of values
+	srv := pgtest.Start(t)
+	srv.CreateUser(t, clientUpUser, clientUpPass)
+	srv.CreateDB(t, clientDB, clientUpUser)
+	q := fmt.Sprintf("select g, 'user' || g || '@example.com', md5(g::text) || md5((g+1)::text) from generate_series(1, %d) g", rows)
+	for _, tc := range []struct {
+		name  string
+		hooks pg.Hooks
+	}{
+		{"pass-through", nil},
+		{"row-filter", maskColumnHooks{column: 1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := &clientEnv{srv: srv, db: clientDB}
+			e.serveWith(t, srv.DSN(clientUpUser, clientUpPass, clientDB), tc.hooks)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			c, err := pgconn.Connect(ctx, fmt.Sprintf("postgres://%s:%s@127.0.0.1:%d/%s?sslmode=disable", e.cred.User, e.cred.Password, e.port, e.db))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close(context.Background())
+
+			runtime.GC()
+			before := heapObjects()
+			stop := make(chan struct{})
+			var peak uint64
+			var wg sync.WaitGroup
+			wg.Go(func() {
+				tick := time.NewTicker(2 * time.Millisecond)
+				defer tick.Stop()
+				for {
+					select {
+					case <-stop:
+						return
+					case <-tick.C:
+						peak = max(peak, heapObjects())
+					}
+				}
+			})
+			var n, size int
+			masked := 0
+			rr := c.ExecParams(ctx, q, nil, nil, nil, nil)
+			for rr.NextRow() {
+				v := rr.Values()
+				n++
+				size += len(v[0]) + len(v[1]) + len(v[2])
+				if bytes.Equal(v[1], maskedValue) {
+					masked++
+				}
+			}
+			_, err = rr.Close()
+			close(stop)
+			wg.Wait()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n != rows {
+				t.Fatalf("%d rows, want %d", n, rows)
+			}
+			if want := map[bool]int{true: 0, false: rows}[tc.hooks == nil]; masked != want {
+				t.Fatalf("%d rows masked, want %d", masked, want)
+			}
+			runtime.GC()
+			after := heapObjects()
+			growth := int64(peak) - int64(before)
+			t.Logf("%d rows, %.1f MB of values; heap before %.1f MiB, peak %.1f MiB, after %.1f MiB",
+				n, float64(size)/1e6, mib(before), mib(peak), mib(after))
+			if growth > 16<<20 {
+				t.Errorf("heap grew by %.1f MiB while %.1f MB streamed: the tunnel buffers results", float64(growth)/(1<<20), float64(size)/1e6)
+			}
+			if int64(after)-int64(before) > 4<<20 {
+				t.Errorf("heap kept %.1f MiB after the stream", float64(int64(after)-int64(before))/(1<<20))
+			}
+		})
+	}
+}
+
+func heapObjects() uint64 {
+	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
+}
+
+func mib(b uint64) float64 { return float64(b) / (1 << 20) }

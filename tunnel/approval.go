@@ -38,8 +38,6 @@ var (
 	ErrUnknownRequest = errors.New("no such approval request")
 	// ErrInvalidAnswer: the answer's verdict is not one of policy's verdicts.
 	ErrInvalidAnswer = errors.New("invalid approval answer")
-	// ErrBrokerClosed: the session is ending.
-	ErrBrokerClosed = errors.New("approval broker closed")
 )
 
 // Values of policy.Answer.Via set by the broker itself.

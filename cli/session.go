@@ -58,6 +58,7 @@ type session struct {
 	closed bool
 
 	warnings []error // said after the session's header line
+	catalogs []*guard.Catalog
 
 	castMu sync.Mutex
 	cast   recorder.CastWriter // the agent's terminal, once it runs in a PTY
@@ -333,10 +334,12 @@ func (s *session) openTunnel(ctx context.Context, c upstreamConn, port int, clas
 		return nil, &HintError{Err: fmt.Errorf("cannot open a tunnel for %s: %w", c.Name, err), Hint: "pick another port with --port, or leave it out to let guardrun choose"}
 	}
 	cred := tunnel.NewCredential()
+	cat := guard.NewCatalog(c.DSN)
+	s.catalogs = append(s.catalogs, cat)
 	g := guard.New(guard.Options{
 		Connection: c.Name, ConnType: c.Type, Session: s.id, Agent: o.Agent, Identity: s.identity,
 		Judge: s.pol, Classifier: classifier, Approver: s.broker, Timeout: s.pol.ApprovalTimeout(),
-		Masker: guard.PolicyMasker(masker.ForConnection(c.Name)), Recorder: s.rec, Logger: s.logger.With("connection", c.Name), OnActivity: o.OnActivity,
+		Masker: guard.PolicyMasker(masker.ForConnection(c.Name)), Recorder: s.rec, Catalog: cat, Logger: s.logger.With("connection", c.Name), OnActivity: o.OnActivity,
 	})
 	proxy, err := pg.NewProxy(pg.Config{
 		Upstream: c.DSN, User: cred.User, Password: cred.Password, Database: c.Database,
@@ -416,6 +419,9 @@ func (s *session) close(exitCode int, reason string) error {
 		s.cancel()
 	}
 	s.wg.Wait()
+	for _, c := range s.catalogs {
+		c.Close()
+	}
 	var err error
 	if s.rec != nil {
 		err = s.rec.CloseReason(exitCode, reason)

@@ -98,6 +98,9 @@ type Options struct {
 	Now        func() time.Time
 	Logger     *slog.Logger
 	OnActivity func(Activity) // nil: no live log
+	// Catalog names the columns of COPY ... TO STDOUT so that column rules
+	// apply to COPY data; nil: COPY data is scanned by the detectors only.
+	Catalog *Catalog
 }
 
 // Guard implements pg.Hooks for one tunnel.
@@ -163,8 +166,9 @@ func (g *Guard) maskText(s string) string {
 
 // pendingStmt is what the result side needs to know about a Query or Parse.
 type pendingStmt struct {
-	sql     []string // masked text per statement index
-	raw     []string // COPY statements' own text, for their options (never recorded)
+	sql     []string   // masked text per statement index
+	raw     []string   // COPY statements' own text, for their options (never recorded)
+	cols    [][]string // COPY TO STDOUT column names per statement index
 	started time.Time
 }
 
@@ -194,7 +198,7 @@ func (c *connGuard) Close(err error) {
 func (c *connGuard) Inspect(ctx context.Context, q pg.Query) pg.Verdict {
 	g := c.g
 	if q.Kind == pg.FunctionCallMessage {
-		return c.inspectFunctionCall(q)
+		return c.inspectFunctionCall(ctx, q)
 	}
 	stmts := g.o.Classifier.Classify(q.SQL)
 	if len(stmts) == 0 {
@@ -241,7 +245,7 @@ func (c *connGuard) Inspect(ctx context.Context, q pg.Query) pg.Verdict {
 	}
 	switch d.Action {
 	case policy.Allow:
-		c.track(q.Seq, masked, copyTexts(stmts))
+		c.track(ctx, q.Seq, masked, copyTexts(stmts))
 		c.remember(stmts)
 		g.activity(Activity{ConnID: c.info.ID, SQL: oneLine, Decision: "allow"})
 		return pg.Verdict{Action: pg.Forward}
@@ -257,7 +261,7 @@ func (c *connGuard) Inspect(ctx context.Context, q pg.Query) pg.Verdict {
 		ans = policy.Answer{Verdict: policy.VerdictDeny, By: "guardrun", Via: "error", Message: "approval failed: " + err.Error()}
 	}
 	if ans.Approved() {
-		c.track(q.Seq, masked, copyTexts(stmts))
+		c.track(ctx, q.Seq, masked, copyTexts(stmts))
 		c.remember(stmts)
 		g.activity(Activity{ConnID: c.info.ID, SQL: oneLine, Decision: "approved"})
 		return pg.Verdict{Action: pg.Forward}
@@ -266,14 +270,14 @@ func (c *connGuard) Inspect(ctx context.Context, q pg.Query) pg.Verdict {
 	return humanDenyVerdict(d, ans, g.o.Timeout)
 }
 
-func (c *connGuard) inspectFunctionCall(q pg.Query) pg.Verdict {
+func (c *connGuard) inspectFunctionCall(ctx context.Context, q pg.Query) pg.Verdict {
 	g := c.g
 	st := sql.Statement{Kind: "function_call", Object: fmt.Sprintf("oid %d", q.Function), Flags: []sql.Flag{sql.FlagUnknown},
 		Text: fmt.Sprintf("-- FunctionCall message for function oid %d", q.Function)}
 	d := g.o.Judge.Evaluate(policy.Input{Connection: g.o.Connection, ConnType: g.o.ConnType, Identity: g.o.Identity, Statement: st})
 	g.record(statementEvent(g.o.Connection, c.info.ID, q.Seq, 0, st.Text, st, d, "function"))
 	if d.Action == policy.Allow {
-		c.track(q.Seq, []string{st.Text}, nil)
+		c.track(ctx, q.Seq, []string{st.Text}, nil)
 		return pg.Verdict{Action: pg.Forward}
 	}
 	g.activity(Activity{ConnID: c.info.ID, SQL: st.Text, Decision: "deny"})
@@ -316,10 +320,27 @@ func copyTexts(stmts []sql.Statement) []string {
 	return out
 }
 
-func (c *connGuard) track(seq uint64, masked, raw []string) {
+func (c *connGuard) track(ctx context.Context, seq uint64, masked, raw []string) {
+	var cols [][]string
+	if c.g.o.Catalog != nil && c.g.o.Masker != nil {
+		for i, r := range raw {
+			if r == "" {
+				continue
+			}
+			names, err := c.g.o.Catalog.CopyColumns(ctx, r)
+			if err != nil {
+				c.g.o.Logger.Warn("cannot name COPY columns; COPY data is scanned by detectors only", "err", err)
+				continue
+			}
+			if cols == nil {
+				cols = make([][]string, len(raw))
+			}
+			cols[i] = names
+		}
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.pending[seq] = &pendingStmt{sql: masked, raw: raw, started: c.g.o.Now()}
+	c.pending[seq] = &pendingStmt{sql: masked, raw: raw, cols: cols, started: c.g.o.Now()}
 	// Bound the map: a long-lived connection's old simple queries are done.
 	if len(c.pending) > 4096 {
 		for k := range c.pending {

@@ -25,6 +25,14 @@ func (c *connGuard) StartResult(r pg.ResultInfo) pg.RowFilter {
 		f.started = c.g.o.Now()
 	}
 	if c.g.o.Masker != nil && len(r.Fields) > 0 {
+		if r.Copy && p != nil && r.Index < len(p.cols) && len(p.cols[r.Index]) == len(r.Fields) {
+			named := make([]pg.Field, len(r.Fields))
+			copy(named, r.Fields)
+			for i := range named {
+				named[i].Name = p.cols[r.Index][i]
+			}
+			r.Fields = named
+		}
 		f.masker = c.g.o.Masker.Plan(r.Fields)
 		if pm, ok := f.masker.(*planMasker); ok && r.Copy && p != nil && r.Index < len(p.raw) {
 			pm.setCopyFormat(copyFormatOf(p.raw[r.Index]))

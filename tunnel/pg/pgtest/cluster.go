@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -204,14 +205,25 @@ func (s *Server) start(owner *osUser) error {
 		return fmt.Errorf("pgtest: start postgres: %w", err)
 	}
 	s.proc = p
+	// Ready when the postmaster says so in its pid file (PostgreSQL 10+),
+	// confirmed by one connection; polling with connections alone fills the
+	// log with "the database system is starting up".
 	deadline := time.Now().Add(60 * time.Second)
+	pid := strconv.Itoa(p.cmd.Process.Pid)
 	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		conn, cerr := s.superConn(ctx, "postgres")
-		cancel()
-		if cerr == nil {
-			conn.Close(context.Background())
-			return nil
+		var cerr error = errors.New("postmaster.pid does not say ready")
+		if b, err := os.ReadFile(filepath.Join(s.DataDir, "postmaster.pid")); err == nil {
+			lines := strings.Split(string(b), "\n")
+			if len(lines) > 7 && lines[0] == pid && strings.TrimSpace(lines[7]) == "ready" {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				conn, err := s.superConn(ctx, "postgres")
+				cancel()
+				if err == nil {
+					conn.Close(context.Background())
+					return nil
+				}
+				cerr = err
+			}
 		}
 		select {
 		case <-p.done:

@@ -13,7 +13,7 @@ import (
 // dependencies only. Reasons travel with each rule.
 func TestDependencyArrows(t *testing.T) {
 	const mod = "github.com/guardrun/guardrun/"
-	out, err := exec.Command("go", "list", "-e", "-json=ImportPath,Imports", "./...").Output()
+	out, err := exec.Command("go", "list", "-e", "-json=ImportPath,Imports", "github.com/guardrun/guardrun/...").Output()
 	if err != nil {
 		t.Skipf("go list unavailable: %v", err)
 	}
@@ -42,6 +42,9 @@ func TestDependencyArrows(t *testing.T) {
 			continue
 		}
 		for _, imp := range p.Imports {
+			if strings.HasPrefix(rel, "cmd/") || strings.HasPrefix(rel, "completions") {
+				break // main packages and generators may use the command tree
+			}
 			if imp == mod+"cli" || strings.HasPrefix(imp, mod+"cli/") {
 				t.Errorf("%s imports %s: nothing imports cli (it is the composition root)", rel, imp)
 			}

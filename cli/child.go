@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/guardrun/guardrun/recorder"
 	"github.com/guardrun/guardrun/tui"
 	"github.com/guardrun/guardrun/tunnel/guard"
 )
@@ -21,7 +22,7 @@ func runChild(ctx context.Context, f *Factory, s *session, argv, env []string) (
 	errf, _ := f.IO.ErrOut.(*os.File)
 	opts := tui.HostOptions{
 		Argv: argv, Env: env, In: in, Out: out, Err: errf,
-		Who: filepath.Base(argv[0]), Session: s.id, User: who(s.identity),
+		Who: filepath.Base(argv[0]), Session: recorder.ShortID(s.id), User: who(s.identity),
 		Logger: s.logger, NoColor: f.Getenv("NO_COLOR") != "",
 	}
 	if f.IO.CanPrompt() {
@@ -34,7 +35,7 @@ func runChild(ctx context.Context, f *Factory, s *session, argv, env []string) (
 		s.setCast(cast)
 		sub := s.broker.Subscribe()
 		defer sub.Close()
-		opts.Queue = sub
+		opts.Queue = asTUIQueue(sub)
 	}
 	code, err := tui.RunAgent(ctx, opts)
 	if err != nil {
@@ -55,7 +56,7 @@ func waitOrPrompt(ctx context.Context, f *Factory, s *session, p *activityPrinte
 	out, _ := f.IO.Out.(*os.File)
 	sub := s.broker.Subscribe()
 	defer sub.Close()
-	return tui.RunPrompter(ctx, tui.PrompterOptions{In: in, Out: out, Queue: sub, Status: p.status, Log: p.lines,
+	return tui.RunPrompter(ctx, tui.PrompterOptions{In: in, Out: out, Queue: asTUIQueue(sub), Status: p.status, Log: p.lines,
 		User: who(s.identity), NoColor: f.Getenv("NO_COLOR") != ""})
 }
 

@@ -142,7 +142,7 @@ func (e *clientEnv) eventCount(kind pg.EventKind) int {
 // libpq variables only, none inherited from the test's environment, and no
 // sslmode so the client's default (prefer: SSLRequest, answered N) is used.
 func (e *clientEnv) tunnelEnv(extra ...string) []string {
-	env := cleanEnv()
+	env := clientCleanEnv()
 	env = append(env,
 		"PGHOST=127.0.0.1",
 		"PGPORT="+strconv.Itoa(e.port),
@@ -156,10 +156,10 @@ func (e *clientEnv) tunnelEnv(extra ...string) []string {
 
 // directEnv points a client straight at the server, as the upstream user.
 func (e *clientEnv) directEnv(db string) []string {
-	return append(cleanEnv(), append(e.srv.Env(clientUpUser, clientUpPass, db), "PGCONNECT_TIMEOUT=10")...)
+	return append(clientCleanEnv(), append(e.srv.Env(clientUpUser, clientUpPass, db), "PGCONNECT_TIMEOUT=10")...)
 }
 
-func cleanEnv() []string {
+func clientCleanEnv() []string {
 	var env []string
 	for _, kv := range os.Environ() {
 		if strings.HasPrefix(kv, "PG") || strings.HasPrefix(kv, "PSQL") {
@@ -171,7 +171,7 @@ func cleanEnv() []string {
 }
 
 // run runs a client program and returns its combined output and exit code.
-func run(t *testing.T, env []string, dir string, name string, args ...string) (string, int) {
+func runClient(t *testing.T, env []string, dir string, name string, args ...string) (string, int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
@@ -196,7 +196,7 @@ func run(t *testing.T, env []string, dir string, name string, args ...string) (s
 
 func (e *clientEnv) psql(t *testing.T, env []string, dir string, args ...string) (string, int) {
 	t.Helper()
-	return run(t, env, dir, e.srv.Bin("psql"), append([]string{"-X", "--no-password"}, args...)...)
+	return runClient(t, env, dir, e.srv.Bin("psql"), append([]string{"-X", "--no-password"}, args...)...)
 }
 
 // TestPsqlScript runs one script directly against the server and through
@@ -469,12 +469,12 @@ var pgbenchProcessed = regexp.MustCompile(`number of transactions actually proce
 func TestPgbench(t *testing.T) {
 	e := newClientEnv(t)
 	pgbench := e.srv.Bin("pgbench")
-	if out, code := run(t, e.tunnelEnv(), "", pgbench, "-i", "-s", "1", "-q"); code != 0 {
+	if out, code := runClient(t, e.tunnelEnv(), "", pgbench, "-i", "-s", "1", "-q"); code != 0 {
 		t.Fatalf("pgbench -i through the tunnel: exit %d\n%s", code, out)
 	}
 	for _, mode := range []string{"simple", "extended", "prepared"} {
 		t.Run(mode, func(t *testing.T) {
-			out, code := run(t, e.tunnelEnv(), "", pgbench, "-M", mode, "-c", "2", "-j", "2", "-t", "150", "-n")
+			out, code := runClient(t, e.tunnelEnv(), "", pgbench, "-M", mode, "-c", "2", "-j", "2", "-t", "150", "-n")
 			if code != 0 {
 				t.Fatalf("pgbench -M %s: exit %d\n%s", mode, code, out)
 			}
@@ -551,7 +551,7 @@ func TestStreamMemoryFlat(t *testing.T) {
 			defer c.Close(context.Background())
 
 			runtime.GC()
-			before := heapObjects()
+			before := clientHeapObjects()
 			stop := make(chan struct{})
 			var peak uint64
 			var wg sync.WaitGroup
@@ -563,7 +563,7 @@ func TestStreamMemoryFlat(t *testing.T) {
 					case <-stop:
 						return
 					case <-tick.C:
-						peak = max(peak, heapObjects())
+						peak = max(peak, clientHeapObjects())
 					}
 				}
 			})
@@ -591,10 +591,10 @@ func TestStreamMemoryFlat(t *testing.T) {
 				t.Fatalf("%d rows masked, want %d", masked, want)
 			}
 			runtime.GC()
-			after := heapObjects()
+			after := clientHeapObjects()
 			growth := int64(peak) - int64(before)
 			t.Logf("%d rows, %.1f MB of values; heap before %.1f MiB, peak %.1f MiB, after %.1f MiB",
-				n, float64(size)/1e6, mib(before), mib(peak), mib(after))
+				n, float64(size)/1e6, clientMiB(before), clientMiB(peak), clientMiB(after))
 			if growth > 16<<20 {
 				t.Errorf("heap grew by %.1f MiB while %.1f MB streamed: the tunnel buffers results", float64(growth)/(1<<20), float64(size)/1e6)
 			}
@@ -605,10 +605,10 @@ func TestStreamMemoryFlat(t *testing.T) {
 	}
 }
 
-func heapObjects() uint64 {
+func clientHeapObjects() uint64 {
 	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
 	metrics.Read(s)
 	return s[0].Value.Uint64()
 }
 
-func mib(b uint64) float64 { return float64(b) / (1 << 20) }
+func clientMiB(b uint64) float64 { return float64(b) / (1 << 20) }

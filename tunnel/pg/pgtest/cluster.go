@@ -85,7 +85,7 @@ func template(bin string, owner *osUser) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("pgtest: %w", err)
 	}
-	if err := copyTree(data, filepath.Join(stage, "data"), nil); err != nil {
+	if err := copyTree(data, filepath.Join(stage, "data")); err != nil {
 		os.RemoveAll(stage)
 		return "", err
 	}
@@ -127,7 +127,7 @@ func templateKey(bin string) (string, error) {
 
 // prepare copies the template and writes this cluster's configuration.
 func (s *Server) prepare(tmpl string, owner *osUser, o *options) error {
-	if err := copyTree(tmpl, s.DataDir, nil); err != nil {
+	if err := copyTree(tmpl, s.DataDir); err != nil {
 		return err
 	}
 	if err := os.Mkdir(s.SocketDir, 0o700); err != nil {
@@ -249,7 +249,7 @@ func freePort() (int, error) {
 }
 
 // copyTree copies a directory of regular files, keeping permission bits.
-func copyTree(src, dst string, _ *osUser) error {
+func copyTree(src, dst string) error {
 	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err

@@ -384,6 +384,45 @@ func TestDexDeviceLogin(t *testing.T) {
 		}
 	}
 
+	// A session started in a project that requires SSO records the verified
+	// identity, and no token, on its first line.
+	proj := t.TempDir()
+	yml := fmt.Sprintf("auth:\n  issuer: %s\n  client_id: %s\n  required: true\n", issuer, dexClient)
+	if err := os.WriteFile(filepath.Join(proj, "guardrun.yaml"), []byte(yml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run := exec.CommandContext(ctx, guardrun, "--", "true")
+	run.Env, run.Dir = env, proj
+	if b, err := run.CombinedOutput(); err != nil {
+		t.Fatalf("guardrun -- true: %v\n%s", err, b)
+	}
+	records, _ := filepath.Glob(filepath.Join(home, "data", "guardrun", "sessions", "*", "events.jsonl"))
+	if len(records) != 1 {
+		t.Fatalf("want one session record, found %v", records)
+	}
+	rec, err := os.ReadFile(records[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, _, _ := strings.Cut(string(rec), "\n")
+	var start struct {
+		Type     string `json:"type"`
+		Identity struct {
+			Issuer, Email, Method string
+			Verified              bool
+		} `json:"identity"`
+	}
+	if err := json.Unmarshal([]byte(first), &start); err != nil {
+		t.Fatal(err)
+	}
+	if start.Type != "session_start" || start.Identity.Email != dexEmail || !start.Identity.Verified ||
+		start.Identity.Method != "sso" || start.Identity.Issuer != issuer {
+		t.Errorf("session record identity: %s", first)
+	}
+	if strings.Contains(string(rec), "eyJ") {
+		t.Errorf("a token reached the session record")
+	}
+
 	// logout deletes the tokens; whoami then needs a login (exit 4).
 	logout := exec.CommandContext(ctx, guardrun, "logout")
 	logout.Env, logout.Dir = env, work

@@ -67,7 +67,7 @@ type approvalsOptions struct {
 
 // NewCmdApprovals builds `guardrun approvals` and its approve/deny verbs.
 func NewCmdApprovals(f *Factory) *cobra.Command {
-	opts := &approvalsOptions{IO: f.IO, Now: time.Now}
+	opts := &approvalsOptions{IO: f.IO, Now: time.Now, By: f.answerer}
 	cmd := &cobra.Command{
 		Use:   "approvals",
 		Short: "See and answer statements waiting for approval in your running sessions",

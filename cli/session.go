@@ -150,6 +150,25 @@ func (f *Factory) identity(ctx context.Context, cfg *Config, secrets *auth.Secre
 	return policy.Identity{Issuer: id.Issuer, Subject: id.Subject, Email: id.Email, Name: id.Name, Groups: id.Groups, Verified: id.Verified}, nil
 }
 
+// answerer names who answers an approval from this machine: the SSO email
+// when signed in to the project's issuer, "" otherwise (the session then
+// records the local user of the socket's peer).
+func (f *Factory) answerer(ctx context.Context) string {
+	cfg, err := f.Config()
+	if err != nil || cfg.Auth.Issuer == "" {
+		return ""
+	}
+	st, err := f.secretStore(nil)
+	if err != nil {
+		return ""
+	}
+	l, err := auth.Stored(st)
+	if err != nil || l.Identity.Issuer != cfg.Auth.Issuer {
+		return ""
+	}
+	return l.Identity.Email
+}
+
 // loadPolicy parses the configured policy, or returns the baseline.
 func loadPolicy(cfg *Config) (*policy.Policy, string, error) {
 	if cfg.Policy == nil {

@@ -17,7 +17,7 @@ import (
 
 // guardrunBin links the test binary as "guardrun" (TestMain dispatches on
 // the name) and returns the directory to put on PATH.
-func guardrunBin(t *testing.T) string {
+func guardrunBin(t testing.TB) string {
 	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {

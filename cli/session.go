@@ -254,20 +254,33 @@ func startSession(ctx context.Context, f *Factory, cfg *Config, o sessionOptions
 	// Check every upstream before anything is recorded: a connect that
 	// cannot reach its database leaves no empty session behind, and an
 	// agent starts with a warning instead.
-	for _, c := range o.Conns {
-		if err := preflight(ctx, c); err != nil {
-			if o.FailOnDead {
-				return nil, err
-			}
-			s.warnings = append(s.warnings, err)
-		}
-	}
+	// The checks run side by side, with the git look-up: startup is a cost
+	// every agent launch pays.
+	checks := make([]error, len(o.Conns))
 	wd, _ := f.Getwd()
+	var commit string
+	var wg sync.WaitGroup
+	for i, c := range o.Conns {
+		wg.Add(1)
+		go func() { defer wg.Done(); checks[i] = preflight(ctx, c) }()
+	}
+	wg.Add(1)
+	go func() { defer wg.Done(); commit = gitCommit(ctx, wd) }()
+	wg.Wait()
+	for _, err := range checks {
+		if err == nil {
+			continue
+		}
+		if o.FailOnDead {
+			return nil, err
+		}
+		s.warnings = append(s.warnings, err)
+	}
 	host, _ := os.Hostname()
 	s.rec, err = store.Create(recorder.Start{
 		Identity: recorder.Identity{Issuer: s.identity.Issuer, Subject: s.identity.Subject, Email: s.identity.Email, Name: s.identity.Name,
 			Groups: s.identity.Groups, Verified: s.identity.Verified, Method: methodOf(s.identity)},
-		Command: o.Command, Agent: o.Agent, WorkDir: wd, GitCommit: gitCommit(ctx, wd), Host: host,
+		Command: o.Command, Agent: o.Agent, WorkDir: wd, GitCommit: commit, Host: host,
 		Version: Build().Version, PolicyDigest: pol.Digest(), PolicyDescription: polDesc,
 	})
 	if err != nil {

@@ -395,6 +395,14 @@ func (c *conn) connectUpstream(ctx context.Context, params map[string]string) er
 	if err != nil {
 		return classifyUpstream(cfg, err)
 	}
+	// pgconn may have a background reader blocked in Read (it starts one
+	// when a write is slow, e.g. on a loaded machine) that would swallow
+	// the first answers of the relayed session; SyncConn makes sure it has
+	// stopped and nothing is left in pgconn's buffer before we take over.
+	if err := pc.SyncConn(ctx); err != nil {
+		pc.Close(ctx)
+		return classifyUpstream(cfg, err)
+	}
 	hc, err := pc.Hijack()
 	if err != nil {
 		pc.Close(ctx)

@@ -2,6 +2,7 @@ package pg_test
 
 import (
 	"bytes"
+	"context"
 	"testing"
 	"time"
 
@@ -29,6 +30,9 @@ func TestCopyBoth(t *testing.T) {
 	cfg.RuntimeParams["replication"] = "database"
 	pc, err := pgconn.ConnectConfig(ctx, cfg)
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pc.SyncConn(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	hc, err := pc.Hijack()

@@ -252,6 +252,9 @@ func (tu *tun) raw(t *testing.T) (*pgproto3.Frontend, func()) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := pc.SyncConn(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	hc, err := pc.Hijack()
 	if err != nil {
 		t.Fatal(err)

@@ -78,6 +78,9 @@ func rawSession(t *testing.T, tu *tun) (net.Conn, *pgproto3.Frontend) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := pc.SyncConn(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	hc, err := pc.Hijack()
 	if err != nil {
 		t.Fatal(err)

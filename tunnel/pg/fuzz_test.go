@@ -100,6 +100,9 @@ func FuzzClientStream(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if err := pc.SyncConn(context.Background()); err != nil {
+			t.Fatal(err)
+		}
 		hc, err := pc.Hijack()
 		if err != nil {
 			t.Fatal(err)

@@ -155,10 +155,17 @@ func (p *Proxy) handle(ctx context.Context, nc net.Conn) {
 	if !stop() {
 		<-unblocked
 	}
-	if clientViolation {
+	switch {
+	case clientViolation:
 		_ = c.client.SetWriteDeadline(time.Now().Add(time.Second))
 		c.cw.Reset(c.client)
 		c.writeFatal("08P01", "guardrun: protocol violation: "+pe.Err.Error(), pe.Error())
+	case ctx.Err() != nil && serr == nil && cerr != nil:
+		// The tunnel is closing under a client that is still there: say so,
+		// as PostgreSQL does on shutdown.
+		_ = c.client.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+		c.cw.Reset(c.client)
+		c.writeFatal("57P01", "guardrun: terminating connection because the tunnel is closing", "")
 	}
 	final := serr
 	if final == nil {

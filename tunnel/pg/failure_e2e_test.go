@@ -388,8 +388,10 @@ func TestShutdown(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Serve did not return")
 	}
-	if err := c1.Ping(ctx10(t)); err == nil {
-		t.Fatal("connection survived shutdown")
+	err = c1.Ping(ctx10(t))
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != "57P01" {
+		t.Fatalf("after shutdown: want 57P01, got %v", err)
 	}
 	if len(h.closed) != 2 {
 		t.Fatalf("hooks closed %d times", len(h.closed))

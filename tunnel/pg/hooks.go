@@ -86,7 +86,8 @@ type Verdict struct {
 // server already owes the client keeps flowing. ctx is cancelled when the
 // connection or the tunnel closes, and when the client sends a
 // CancelRequest for this connection; after a client's cancel the statement
-// is refused with 57014 whatever Inspect returns.
+// is refused with 57014 whatever Inspect returns. Inspect must return soon
+// after ctx is done: Serve waits for every connection.
 //
 // How a refusal travels: the proxy sends the server a stand-in that fails
 // at the same point (a Parse or Query of text that is not SQL, or a Bind,

@@ -10,7 +10,7 @@ import (
 
 // The release ships completion scripts and man pages generated from this
 // command tree (completions/gendocs.go, run by goreleaser's before-hook).
-//go:generate go run ../completions/gendocs.go ../completions
+//go:generate go run -tags gendocs ../completions/gendocs.go ../completions
 
 // NewCmdCompletion builds `guardrun completion bash|zsh|fish`.
 func NewCmdCompletion(f *Factory) *cobra.Command {

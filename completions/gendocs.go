@@ -1,9 +1,9 @@
-//go:build ignore
+//go:build gendocs
 
 // gendocs writes guardrun's shell completion scripts and man pages from the
 // command tree, for the release archives and packages:
 //
-//	go run ./completions/gendocs.go DIR
+//	go run -tags gendocs ./completions/gendocs.go DIR
 //
 // writes DIR/guardrun.bash, DIR/guardrun.zsh, DIR/guardrun.fish and
 // DIR/man/guardrun*.1 (and .1.gz copies for the deb and rpm). goreleaser runs it as a before-hook; `go generate
@@ -28,7 +28,7 @@ import (
 
 func main() {
 	if len(os.Args) != 2 {
-		fmt.Fprintln(os.Stderr, "usage: go run ./completions/gendocs.go DIR")
+		fmt.Fprintln(os.Stderr, "usage: go run -tags gendocs ./completions/gendocs.go DIR")
 		os.Exit(2)
 	}
 	if err := gen(os.Args[1]); err != nil {

@@ -109,6 +109,9 @@ func TestRefuse(t *testing.T) {
 			}
 			_, err := c.Exec(ctx, "insert into tk values (6) /*deny*/", mode)
 			wantPgErr(t, err, "42501")
+			if qs, _, _ := h.snapshot(); qs[len(qs)-1].TxStatus != 'T' {
+				t.Fatalf("%v: the inspector saw transaction status %q, want T", mode, qs[len(qs)-1].TxStatus)
+			}
 			if st := c.PgConn().TxStatus(); st != 'E' {
 				t.Fatalf("%v: client sees transaction status %c, want E", mode, st)
 			}

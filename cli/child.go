@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -56,8 +57,12 @@ func waitOrPrompt(ctx context.Context, f *Factory, s *session, p *activityPrinte
 	out, _ := f.IO.Out.(*os.File)
 	sub := s.broker.Subscribe()
 	defer sub.Close()
-	return tui.RunPrompter(ctx, tui.PrompterOptions{In: in, Out: out, Queue: asTUIQueue(sub), Status: p.status, Log: p.lines,
+	err := tui.RunPrompter(ctx, tui.PrompterOptions{In: in, Out: out, Queue: asTUIQueue(sub), Status: p.status, Log: p.lines,
 		User: who(s.identity), NoColor: f.Getenv("NO_COLOR") != ""})
+	if errors.Is(err, tui.ErrInterrupted) {
+		return nil // Ctrl-C is how a person closes the tunnel
+	}
+	return err
 }
 
 // castMarker puts a marker in the terminal cast at each statement decision,

@@ -177,7 +177,7 @@ func connectRun(ctx context.Context, opts *connectOptions) error {
 	} else {
 		fmt.Fprintf(opts.IO.ErrOut, "guardrun: %s  %s → %s   session %s · recording\n", c.Name, c.Type, t.addr, shortID(s.id))
 		fmt.Fprintf(opts.IO.Out, "  psql %q\n", t.env.URL)
-		fmt.Fprintf(opts.IO.Out, "  or: export PGHOST=%s PGPORT=%d PGUSER=%s PGPASSWORD=%s PGDATABASE=%s PGSSLMODE=disable\n",
+		fmt.Fprintf(opts.IO.Out, "  or: export PGHOST=%s PGPORT=%d PGUSER=%s PGPASSWORD=%s PGDATABASE=%s\n",
 			t.env.Host, t.env.Port, t.env.User, t.env.Password, shellQuote(t.env.Database))
 		fmt.Fprintln(opts.IO.ErrOut, "Ctrl-C to close.")
 	}
@@ -187,6 +187,9 @@ func connectRun(ctx context.Context, opts *connectOptions) error {
 	err = waitOrPrompt(ctx, f, s, printer)
 	if errors.Is(err, context.Canceled) {
 		err = nil
+	}
+	if err == nil {
+		fmt.Fprintf(opts.IO.ErrOut, "guardrun: tunnel closed · session %s recorded\n", shortID(s.id))
 	}
 	return err
 }

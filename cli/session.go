@@ -369,7 +369,7 @@ func (s *session) openTunnel(ctx context.Context, c upstreamConn, port int, clas
 	cat := guard.NewCatalog(c.DSN)
 	s.catalogs = append(s.catalogs, cat)
 	g := guard.New(guard.Options{
-		Connection: c.Name, ConnType: c.Type, Session: s.id, Agent: o.Agent, Identity: s.identity,
+		Connection: c.Name, ConnType: c.Type, Session: recorder.ShortID(s.id), Agent: o.Agent, Identity: s.identity,
 		Judge: s.pol, Classifier: classifier, Approver: s.broker, Timeout: s.pol.ApprovalTimeout(),
 		Masker: guard.PolicyMasker(masker.ForConnection(c.Name)), Recorder: s.rec, Catalog: cat, Logger: s.logger.With("connection", c.Name), OnActivity: o.OnActivity,
 	})

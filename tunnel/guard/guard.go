@@ -374,7 +374,7 @@ func (c *connGuard) request(q pg.Query, stmts []sql.Statement, ds []policy.Decis
 		ConnType:   g.o.ConnType,
 		User:       who(g.o.Identity),
 		SQL:        strings.Join(masked, ";\n"),
-		Summary:    dedupe(summary),
+		Summary:    without(dedupe(summary), reasons),
 		Rule:       ds[worst].Rule,
 		Reasons:    dedupe(reasons),
 		Shape:      strings.Join(shapes, ";"),
@@ -391,6 +391,25 @@ func who(id policy.Identity) string {
 		return id.Name
 	}
 	return id.Subject
+}
+
+// without drops the lines of in that also appear in drop (a summary line
+// the reasons already say).
+func without(in, drop []string) []string {
+	out := in[:0:0]
+	for _, s := range in {
+		keep := true
+		for _, d := range drop {
+			if strings.EqualFold(s, d) {
+				keep = false
+				break
+			}
+		}
+		if keep {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 func dedupe(in []string) []string {

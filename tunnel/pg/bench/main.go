@@ -1,7 +1,8 @@
 // Command bench measures what guardrun's PostgreSQL tunnel costs, against
 // one throwaway server, in one invocation:
 //
-//	go run ./tunnel/pg/bench                      # the full run (~3 minutes)
+//	tunnel/pg/bench/run.sh                        # medians of 3 rounds (~12 minutes)
+//	go run ./tunnel/pg/bench                      # one round (~4 minutes)
 //	go run ./tunnel/pg/bench -duration 3s -rows 200000   # a quick look
 //
 // Part 1 runs `pgbench -S` (select-only) in each query mode (-modes, default

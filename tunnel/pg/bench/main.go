@@ -1,3 +1,5 @@
+//go:build unix
+
 // Command bench measures what guardrun's PostgreSQL tunnel costs, against
 // one throwaway server, in one invocation:
 //
@@ -21,13 +23,19 @@
 // RSS of this process during each stream: guardrun's memory must stay flat
 // whatever the result size. The client's own share is the direct run's.
 //
-// -ways picks which ways run (direct,relay,pgbouncer,guardrun, plus any
-// further guardrun mode listed by guardModes); -cpuprofile PREFIX writes a
-// CPU profile of each relay and guardrun run (PREFIX-<way>-<run>.pprof) for `go tool pprof`.
+// Because TPS on a shared machine moves with whatever else runs, each row
+// also shows the proxy's CPU time per transaction (getrusage for the
+// in-process relay and guardrun, /proc for pgbouncer): the proxy's own cost.
+// -runs N repeats every cell N times, interleaving the ways, and reports
+// medians.
+//
+// -ways picks which ways run: direct, relay, pgbouncer, and the guardrun
+// modes of guardModes — guardrun (no hooks) and guardrun-hooks (hooks that
+// look at every statement and row and change nothing: the seam's own cost).
+// -cpuprofile PREFIX writes a CPU profile of each relay and guardrun run
+// (PREFIX-<way>-<run>.pprof) for `go tool pprof`.
 // It needs the PostgreSQL binaries (see package pgtest; GUARDRUN_PG_BIN) and
 // optionally pgbouncer on PATH (apt-get install pgbouncer).
-//go:build unix
-
 package main
 
 import (

@@ -82,13 +82,13 @@ type guardMode struct {
 // -ways; every table then gets a row for it and ratios against relay and
 // pgbouncer.
 func guardModes() []guardMode {
-	return []guardMode{
+	return append([]guardMode{
 		{Name: "guardrun", Hooks: nil},
 		// Hooks installed that judge nothing and change nothing: what the
 		// seam itself costs (decoding every SQL-carrying message and every
 		// result message, a filter call per row) before any real guard.
 		{Name: "guardrun-hooks", Hooks: func() pg.Hooks { return noopHooks{} }},
-	}
+	}, guardedModes()...)
 }
 
 // noopHooks forwards every statement and returns a row filter that looks at

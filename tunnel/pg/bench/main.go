@@ -32,7 +32,8 @@
 // -ways picks which ways run: direct, relay, pgbouncer, and the guardrun
 // modes of guardModes — guardrun (no hooks) and guardrun-hooks (hooks that
 // look at every statement and row and change nothing: the seam's own cost).
-// -cpuprofile PREFIX writes a CPU profile of each relay and guardrun run
+// relay-epoll (opt-in, Linux) is the relay as a single-threaded epoll loop,
+// like pgbouncer's. -cpuprofile PREFIX writes a CPU profile of each relay and guardrun run
 // (PREFIX-<way>-<run>.pprof) for `go tool pprof`.
 // It needs the PostgreSQL binaries (see package pgtest; GUARDRUN_PG_BIN) and
 // optionally pgbouncer on PATH (apt-get install pgbouncer).
@@ -274,6 +275,8 @@ func startWay(ctx context.Context, name string, srv *pgtest.Server) (*endpoint, 
 		return &endpoint{name: name, host: srv.Host, port: srv.Port, user: benchUser, password: benchPass, close: func() error { return nil }}, nil
 	case "relay":
 		return startRelay(name, srv.Addr())
+	case "relay-epoll":
+		return startEpollRelay(name, srv.Addr())
 	case "pgbouncer":
 		return startPgbouncer(ctx, srv)
 	}

@@ -255,8 +255,10 @@ func TestUpstreamKilled(t *testing.T) {
 	if !errors.As(err, &pgErr) || pgErr.Code != "08001" {
 		t.Fatalf("connect with the upstream down: %v", err)
 	}
+	// Events are reported from the connections' own goroutines, which may
+	// still be finishing after the clients got their errors.
 	deadline := time.Now().Add(5 * time.Second)
-	for len(tu.eventsOf(pg.ConnClosed)) == 0 && time.Now().Before(deadline) {
+	for (len(tu.eventsOf(pg.ConnClosed)) == 0 || len(tu.eventsOf(pg.UpstreamFailed)) == 0) && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	closed := tu.eventsOf(pg.ConnClosed)

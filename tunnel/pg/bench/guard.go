@@ -37,10 +37,10 @@ func newGuardHooks(record bool) pg.Hooks {
 	}
 	o := guard.Options{
 		Connection: "bench", Session: "bench", Agent: "pgbench",
-		Identity:   policy.Identity{Name: "bench"},
-		Judge:      policy.Baseline(), Classifier: sql.NewClassifier(8192),
-		Approver:   tunnel.NewBroker(tunnel.BrokerOptions{}), Timeout: time.Second,
-		Masker:     guard.PolicyMasker(m.ForConnection("bench")),
+		Identity: policy.Identity{Name: "bench"},
+		Judge:    policy.Baseline(), Classifier: sql.NewClassifier(8192),
+		Approver: tunnel.NewBroker(tunnel.BrokerOptions{}), Timeout: time.Second,
+		Masker: guard.PolicyMasker(m.ForConnection("bench")),
 	}
 	if record {
 		dir, err := os.MkdirTemp("", "guardrun-bench-store-")

@@ -169,6 +169,7 @@ type pendingStmt struct {
 	sql     []string   // masked text per statement index
 	raw     []string   // COPY statements' own text, for their options (never recorded)
 	cols    [][]string // COPY TO STDOUT column names per statement index
+	timed   bool       // its first result took started as its start (guarded by mu)
 	started time.Time
 }
 
@@ -183,7 +184,11 @@ type connGuard struct {
 
 	mu      sync.Mutex
 	pending map[uint64]*pendingStmt // by Query.Seq
+	order   []uint64                // pending's keys, oldest first
 }
+
+// maxPending bounds what a connection remembers of its statements.
+const maxPending = 1024
 
 // Close implements pg.ConnHooks.
 func (c *connGuard) Close(err error) {
@@ -340,15 +345,17 @@ func (c *connGuard) track(ctx context.Context, seq uint64, masked, raw []string)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.pending[seq] = &pendingStmt{sql: masked, raw: raw, cols: cols, started: c.g.o.Now()}
-	// Bound the map: a long-lived connection's old simple queries are done.
-	if len(c.pending) > 4096 {
-		for k := range c.pending {
-			if k+4096 < seq {
-				delete(c.pending, k)
-			}
+	if _, ok := c.pending[seq]; !ok {
+		// Bounded, oldest out first: a long-lived connection's old simple
+		// queries are done, and results of an evicted prepared statement
+		// are still recorded, only without their text in the live log.
+		if len(c.order) >= maxPending {
+			delete(c.pending, c.order[0])
+			c.order = c.order[1:]
 		}
+		c.order = append(c.order, seq)
 	}
+	c.pending[seq] = &pendingStmt{sql: masked, raw: raw, cols: cols, started: c.g.o.Now()}
 }
 
 func (c *connGuard) request(q pg.Query, stmts []sql.Statement, ds []policy.Decision, masked []string, worst int) policy.ApprovalRequest {

@@ -12,17 +12,25 @@ import (
 // StartResult implements pg.Results: every result gets a filter, so that
 // its row count, masked counts and duration reach the record.
 func (c *connGuard) StartResult(r pg.ResultInfo) pg.RowFilter {
+	// A result's duration runs from when its statement was sent, for the
+	// first result of a Query or Parse; a prepared statement's later
+	// executions are timed from their first answer.
+	now := c.g.o.Now()
 	c.mu.Lock()
 	p := c.pending[r.Seq]
+	first := p != nil && !p.timed
+	if first {
+		p.timed = true
+	}
 	c.mu.Unlock()
-	f := &resultFilter{c: c, info: r}
+	f := &resultFilter{c: c, info: r, started: now}
 	if p != nil {
-		f.started = p.started
+		if first {
+			f.started = p.started
+		}
 		if r.Index < len(p.sql) {
 			f.sql = p.sql[r.Index]
 		}
-	} else {
-		f.started = c.g.o.Now()
 	}
 	if c.g.o.Masker != nil && len(r.Fields) > 0 {
 		if r.Copy && p != nil && r.Index < len(p.cols) && len(p.cols[r.Index]) == len(r.Fields) {

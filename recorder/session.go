@@ -162,6 +162,10 @@ func (s *Session) Record(ev Event) error {
 	return s.recordLocked(ev)
 }
 
+// kickQueue is the queue length at which Record wakes the writer before its
+// next tick.
+const kickQueue = 512
+
 func (s *Session) recordLocked(ev Event) error {
 	if s.stopped {
 		return fmt.Errorf("%w: %w", ErrStopped, s.err)
@@ -175,9 +179,14 @@ func (s *Session) recordLocked(ev Event) error {
 	case Statement, *Statement, ApprovalRequested, *ApprovalRequested, ApprovalAnswered, *ApprovalAnswered, SessionEnd, *SessionEnd:
 		s.wantCkpt = true
 	}
-	select {
-	case s.kick <- struct{}{}:
-	default:
+	// Events are made durable in groups: the writer's ticker bounds the
+	// delay (SyncInterval), and only a large queue wakes it early. Waking it
+	// for every event would cost a write and an fsync per statement.
+	if len(s.queue) >= kickQueue {
+		select {
+		case s.kick <- struct{}{}:
+		default:
+		}
 	}
 	return nil
 }

@@ -182,7 +182,7 @@ func (f *Factory) credentialWarnings(conns []upstreamConn) []*HintError {
 			if v.Value == c.DSN && strings.Contains(c.DSN, "@") {
 				out = append(out, &HintError{
 					Err:  fmt.Errorf(".env still holds the real %s; the agent can read it", v.Name),
-					Hint: fmt.Sprintf("move the URL out of the project: export it in your shell profile, or put it in %s", "your guardrun user config (upstream: postgres://...)"),
+					Hint: fmt.Sprintf("move the secret to your keyring: guardrun connections set %s --from-env %s, then upstream: keyring:%s in guardrun.yaml", c.Name, v.Name, c.Name),
 				})
 				break
 			}
@@ -215,10 +215,13 @@ func (f *Factory) keyringLookup() secretLookup {
 		if err != nil {
 			return "", err
 		}
-		b, err := st.Get("upstream:" + name)
+		b, err := st.Get(upstreamSecret(name))
 		if err != nil {
 			return "", err
 		}
 		return string(b), nil
 	}
 }
+
+// upstreamSecret is the secret-store name of upstream: keyring:NAME.
+func upstreamSecret(name string) string { return "upstream." + name }

@@ -174,6 +174,7 @@ masked, and everything is written to a signed, replayable session record.
 // commands lists the verbs, one file each.
 var commands = []func(*Factory) *cobra.Command{
 	NewCmdConnect,
+	NewCmdConnections,
 	NewCmdLogin,
 	NewCmdLogout,
 	NewCmdWhoami,

@@ -290,6 +290,9 @@ func startSession(ctx context.Context, f *Factory, cfg *Config, o sessionOptions
 
 	s.broker = tunnel.NewBroker(tunnel.BrokerOptions{
 		Logger: s.logger,
+		// A `guardrun approvals --watch` started before the session finds
+		// it within a poll; give it that long before denying as nobody's.
+		NobodyGrace: 1500 * time.Millisecond,
 		OnAsked: func(r policy.ApprovalRequest) {
 			s.record(recorder.ApprovalRequested{ID: r.ID, Connection: r.Connection, SQL: r.SQL, Rule: r.Rule, Reasons: r.Reasons, Deadline: r.Deadline})
 		},

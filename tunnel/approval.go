@@ -63,6 +63,11 @@ type BrokerOptions struct {
 	// NobodyHint says how to provide an approval; it ends the message of a
 	// request denied because nobody could be asked.
 	NobodyHint string
+	// NobodyGrace, when positive, holds a request that finds no subscriber
+	// for this long before denying it as nobody's: time enough for a
+	// `guardrun approvals --watch` that follows new sessions to attach.
+	// Zero denies at once.
+	NobodyGrace time.Duration
 	// OnAsked is called once per request that reaches the broker (also those
 	// answered at once by a session approval or by nobody), from the asking
 	// goroutine, before OnAnswered.
@@ -149,9 +154,14 @@ func (b *Broker) Approve(ctx context.Context, req policy.ApprovalRequest) (polic
 			Message: "the session is ending"}
 	case ok && req.Shape != "":
 		immediate = &policy.Answer{Verdict: policy.VerdictApproveSession, By: by, Via: ViaSession}
-	case len(b.subs) == 0:
-		immediate = &policy.Answer{Verdict: policy.VerdictDeny, By: ViaNobody, Via: ViaNobody,
-			Message: "this statement needs a human's approval, but nobody could be asked: " + b.opts.NobodyHint}
+	case len(b.subs) == 0 && b.opts.NobodyGrace <= 0:
+		immediate = b.nobody()
+	}
+	var grace <-chan time.Time
+	if immediate == nil && len(b.subs) == 0 {
+		g := time.NewTimer(b.opts.NobodyGrace)
+		defer g.Stop()
+		grace = g.C
 	}
 	var p *pending
 	if immediate != nil {
@@ -175,9 +185,19 @@ func (b *Broker) Approve(ctx context.Context, req policy.ApprovalRequest) (polic
 	timer := time.NewTimer(max(req.Deadline.Sub(b.opts.Now()), 0))
 	defer timer.Stop()
 	var err error
+wait:
 	select {
 	case a := <-p.done:
 		return b.finish(req, a), nil
+	case <-grace:
+		grace = nil
+		b.mu.Lock()
+		alone := len(b.subs) == 0
+		b.mu.Unlock()
+		if !alone {
+			goto wait // someone attached in time: wait for them as usual
+		}
+		_ = b.resolve(req.ID, *b.nobody())
 	case <-timer.C:
 		timeout := req.Deadline.Sub(req.Asked).Round(time.Second)
 		b.resolve(req.ID, policy.Answer{Verdict: policy.VerdictDeny, By: ViaTimeout, Via: ViaTimeout,
@@ -194,6 +214,11 @@ func (b *Broker) Approve(ctx context.Context, req policy.ApprovalRequest) (polic
 		err = nil
 	}
 	return b.finish(req, a), err
+}
+
+func (b *Broker) nobody() *policy.Answer {
+	return &policy.Answer{Verdict: policy.VerdictDeny, By: ViaNobody, Via: ViaNobody,
+		Message: "this statement needs a human's approval, but nobody could be asked: " + b.opts.NobodyHint}
 }
 
 func (b *Broker) known(id string) bool {

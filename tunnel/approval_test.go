@@ -83,6 +83,36 @@ func TestBrokerNobody(t *testing.T) {
 	}
 }
 
+func TestBrokerNobodyGrace(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	b := NewBroker(BrokerOptions{NobodyGrace: 300 * time.Millisecond})
+	defer b.Close()
+
+	// Nobody attaches: denied as nobody's once the grace is over.
+	start := time.Now()
+	a, err := b.Approve(context.Background(), heldRequest("app", "s1", time.Minute))
+	if err != nil || a.Approved() || a.Via != ViaNobody {
+		t.Fatalf("answer %+v, %v; want deny via nobody", a, err)
+	}
+	if d := time.Since(start); d < 250*time.Millisecond || d > 10*time.Second {
+		t.Fatalf("nobody's deny came after %v; want the grace", d)
+	}
+
+	// Someone attaches within the grace: the request waits for them.
+	res := ask(context.Background(), b, heldRequest("app", "s2", time.Minute))
+	time.Sleep(50 * time.Millisecond)
+	s := b.Subscribe()
+	defer s.Close()
+	list := waitPending(t, s, 1)
+	time.Sleep(400 * time.Millisecond) // past the grace: still waiting
+	if err := s.Answer(context.Background(), list[0].ID, policy.Answer{Verdict: policy.VerdictApproveOnce, By: "jane"}); err != nil {
+		t.Fatalf("answer after the grace: %v", err)
+	}
+	if r := <-res; !r.a.Approved() || r.a.By != "jane" {
+		t.Fatalf("got %+v, %v; want jane's approval", r.a, r.err)
+	}
+}
+
 func TestBrokerFirstAnswerWins(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	b := NewBroker(BrokerOptions{})

@@ -1,0 +1,115 @@
+package cli_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/guardrun/guardrun/tunnel/pg/pgtest"
+)
+
+// TestApprovalsFromAnotherTerminalE2E is the unattended flow: a session
+// without a terminal holds a statement, and a person answers it with
+// `guardrun approvals` from another process, through the control socket.
+func TestApprovalsFromAnotherTerminalE2E(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	srv := pgtest.Start(t)
+	srv.CreateUser(t, "app", "app-secret")
+	srv.CreateDB(t, "app", "app")
+	dsn := srv.DSN("app", "app-secret", "app")
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "create table t (id int); insert into t select generate_series(1, 4)"); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(guardrunBin(t), "guardrun")
+	work := t.TempDir()
+	env := append(os.Environ(), "HOME="+work, "XDG_CONFIG_HOME="+work+"/config", "XDG_DATA_HOME="+work+"/data",
+		"XDG_STATE_HOME="+work+"/state", "XDG_RUNTIME_DIR="+work+"/run", "GUARDRUN_KEYRING=file", "DATABASE_URL="+dsn)
+	command := func(args ...string) *exec.Cmd {
+		c := exec.Command(bin, args...)
+		c.Env, c.Dir = env, work
+		return c
+	}
+
+	// Someone watches for held statements before the session starts.
+	watch := command("approvals", "--watch", "--output", "json")
+	var watchOut bytes.Buffer
+	watch.Stdout = &watchOut
+	if err := watch.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { watch.Process.Signal(os.Interrupt); watch.Wait() }()
+	time.Sleep(300 * time.Millisecond)
+
+	session := command("connect", "postgres", "--", "psql", "-X", "-v", "ON_ERROR_STOP=1", "-c", "delete from t")
+	var sessOut bytes.Buffer
+	session.Stdout, session.Stderr = &sessOut, &sessOut
+	if err := session.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- session.Wait() }()
+
+	// Find the held request's id, as a person would, with the list.
+	var id string
+	deadline := time.Now().Add(20 * time.Second)
+	for id == "" && time.Now().Before(deadline) {
+		out, _ := command("approvals", "--output", "json").Output()
+		var snap struct {
+			Pending []struct {
+				ID  string `json:"id"`
+				SQL string `json:"sql"`
+			} `json:"pending"`
+		}
+		if json.Unmarshal(out, &snap) == nil {
+			for _, r := range snap.Pending {
+				if strings.Contains(strings.ToLower(r.SQL), "delete from t") {
+					id = r.ID
+				}
+			}
+		}
+		if id == "" {
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	if id == "" {
+		session.Process.Kill()
+		t.Fatalf("the held statement never showed in guardrun approvals; session said:\n%s", sessOut.String())
+	}
+	var n int
+	if err := conn.QueryRow(ctx, "select count(*) from t").Scan(&n); err != nil || n != 4 {
+		t.Fatalf("before the answer: %d rows, %v", n, err)
+	}
+	if out, err := command("approvals", "approve", id).CombinedOutput(); err != nil {
+		t.Fatalf("approvals approve %s: %v\n%s", id, err, out)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("session: %v\n%s", err, sessOut.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the approved statement never finished")
+	}
+	if !strings.Contains(sessOut.String(), "DELETE 4") {
+		t.Errorf("psql did not run the delete:\n%s", sessOut.String())
+	}
+	if err := conn.QueryRow(ctx, "select count(*) from t").Scan(&n); err != nil || n != 0 {
+		t.Fatalf("after the approval: %d rows, %v", n, err)
+	}
+}

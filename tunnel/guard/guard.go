@@ -137,13 +137,15 @@ func (g *Guard) Open(ctx context.Context, c pg.ConnInfo) pg.ConnHooks {
 	return cg
 }
 
-func (g *Guard) record(ev recorder.Event) {
+func (g *Guard) record(ev recorder.Event) error {
 	if g.o.Recorder == nil {
-		return
+		return nil
 	}
-	if err := g.o.Recorder.Record(ev); err != nil {
+	err := g.o.Recorder.Record(ev)
+	if err != nil {
 		g.o.Logger.Error("recording failed", "type", ev.EventType(), "err", err)
 	}
+	return err
 }
 
 func (g *Guard) activity(a Activity) {
@@ -233,7 +235,13 @@ func (c *connGuard) Inspect(ctx context.Context, q pg.Query) pg.Verdict {
 		if worst < 0 || rank(d.Action) > rank(decisions[worst].Action) {
 			worst = i
 		}
-		g.record(statementEvent(g.o.Connection, c.info.ID, q.Seq, i, masked[i], judged, d, protocol))
+		if err := g.record(statementEvent(g.o.Connection, c.info.ID, q.Seq, i, masked[i], judged, d, protocol)); err != nil {
+			// Fail closed: what cannot be recorded is not run.
+			g.activity(Activity{ConnID: c.info.ID, SQL: masked[i], Decision: "deny"})
+			return pg.Verdict{Action: pg.Refuse, Code: CodeDenied,
+				Message: "guardrun: refused: the session record cannot be written, so no statement runs",
+				Hint:    "free space or fix the session store (recording.dir), then start a new session"}
+		}
 	}
 	d := decisions[worst]
 	oneLine := strings.Join(masked, "; ")

@@ -2,6 +2,7 @@ package guard
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync"
 	"testing"
@@ -217,5 +218,18 @@ func TestTagRows(t *testing.T) {
 		if (want < 0) == ok || (ok && n != want) {
 			t.Errorf("tagRows(%q) = %d, %v", tag, n, ok)
 		}
+	}
+}
+
+type failingRecorder struct{}
+
+func (failingRecorder) Record(recorder.Event) error { return errors.New("disk full") }
+
+func TestUnrecordableStatementIsRefused(t *testing.T) {
+	g := New(Options{Connection: "app", Judge: kindJudge{}, Classifier: sql.NewClassifier(8), Approver: &fakeApprover{}, Recorder: failingRecorder{}})
+	ch := g.Open(context.Background(), pg.ConnInfo{ID: 1})
+	v := ch.Inspect(context.Background(), pg.Query{Seq: 1, SQL: "select 1"})
+	if v.Action != pg.Refuse || !strings.Contains(v.Message, "session record cannot be written") {
+		t.Fatalf("statement ran although it could not be recorded: %+v", v)
 	}
 }

@@ -280,7 +280,7 @@ func startSession(ctx context.Context, f *Factory, cfg *Config, o sessionOptions
 	s.rec, err = store.Create(recorder.Start{
 		Identity: recorder.Identity{Issuer: s.identity.Issuer, Subject: s.identity.Subject, Email: s.identity.Email, Name: s.identity.Name,
 			Groups: s.identity.Groups, Verified: s.identity.Verified, Method: methodOf(s.identity)},
-		Command: o.Command, Agent: o.Agent, WorkDir: wd, GitCommit: commit, Host: host,
+		Command: maskArgs(masker, o.Command), Agent: o.Agent, WorkDir: wd, GitCommit: commit, Host: host,
 		Version: Build().Version, PolicyDigest: pol.Digest(), PolicyDescription: polDesc,
 	})
 	if err != nil {
@@ -472,6 +472,16 @@ func (s *session) envs() []tunnelEnv {
 	out := make([]tunnelEnv, len(s.tunnels))
 	for i, t := range s.tunnels {
 		out[i] = t.env
+	}
+	return out
+}
+
+// maskArgs masks a command line before it is recorded: a client's argv can
+// carry SQL with personal data or a secret (psql -c "... WHERE email = ...").
+func maskArgs(m *mask.Masker, argv []string) []string {
+	out := make([]string, len(argv))
+	for i, a := range argv {
+		out[i], _ = m.Text(a)
 	}
 	return out
 }

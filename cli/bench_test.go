@@ -27,9 +27,7 @@ func BenchmarkAgentStartup(b *testing.B) {
 	if err := os.WriteFile(filepath.Join(work, "guardrun.yaml"), []byte(yml), 0o600); err != nil {
 		b.Fatal(err)
 	}
-	env := append(os.Environ(),
-		"HOME="+work, "XDG_CONFIG_HOME="+work+"/config", "XDG_DATA_HOME="+work+"/data", "XDG_STATE_HOME="+work+"/state",
-		"XDG_RUNTIME_DIR="+work+"/run", "GUARDRUN_KEYRING=file",
+	env := isolatedEnv(work,
 		"APP_URL="+srv.DSN("app", "app-secret", "app"), "ANALYTICS_URL="+srv.DSN("app", "app-secret", "analytics"))
 	run := func(name string, args ...string) time.Duration {
 		cmd := exec.Command(name, args...)

@@ -23,7 +23,7 @@ func runChild(ctx context.Context, f *Factory, s *session, argv, env []string) (
 	errf, _ := f.IO.ErrOut.(*os.File)
 	opts := tui.HostOptions{
 		Argv: argv, Env: env, In: in, Out: out, Err: errf,
-		Who: filepath.Base(argv[0]), Session: recorder.ShortID(s.id), User: who(s.identity),
+		Who: filepath.Base(argv[0]), Session: recorder.ShortID(s.id), User: s.identity.Who(),
 		Logger: s.logger, NoColor: f.Getenv("NO_COLOR") != "",
 	}
 	if f.IO.CanPrompt() {
@@ -58,7 +58,7 @@ func waitOrPrompt(ctx context.Context, f *Factory, s *session, p *activityPrinte
 	sub := s.broker.Subscribe()
 	defer sub.Close()
 	err := tui.RunPrompter(ctx, tui.PrompterOptions{In: in, Out: out, Queue: asTUIQueue(sub), Status: p.status, Log: p.lines,
-		User: who(s.identity), NoColor: f.Getenv("NO_COLOR") != ""})
+		User: s.identity.Who(), NoColor: f.Getenv("NO_COLOR") != ""})
 	if errors.Is(err, tui.ErrInterrupted) {
 		return nil // Ctrl-C is how a person closes the tunnel
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/guardrun/guardrun/recorder"
 	"github.com/guardrun/guardrun/tunnel/guard"
 )
 
@@ -156,7 +157,7 @@ func connectRun(ctx context.Context, opts *connectOptions) error {
 
 	if len(opts.Client) > 0 {
 		env := agentEnviron(f.Environ(), []tunnelEnv{t.env}, s.id)
-		fmt.Fprintf(opts.IO.ErrOut, "guardrun: %s  %s → %s   session %s · recording\n", c.Name, c.Type, t.addr, shortID(s.id))
+		fmt.Fprintf(opts.IO.ErrOut, "guardrun: %s  %s → %s   session %s · recording\n", c.Name, c.Type, t.addr, recorder.ShortID(s.id))
 		code, err := runChild(ctx, f, s, opts.Client, env)
 		exit = code
 		if err != nil {
@@ -175,7 +176,7 @@ func connectRun(ctx context.Context, opts *connectOptions) error {
 			return err
 		}
 	} else {
-		fmt.Fprintf(opts.IO.ErrOut, "guardrun: %s  %s → %s   session %s · recording\n", c.Name, c.Type, t.addr, shortID(s.id))
+		fmt.Fprintf(opts.IO.ErrOut, "guardrun: %s  %s → %s   session %s · recording\n", c.Name, c.Type, t.addr, recorder.ShortID(s.id))
 		fmt.Fprintf(opts.IO.Out, "  psql %q\n", t.env.URL)
 		fmt.Fprintf(opts.IO.Out, "  or: export PGHOST=%s PGPORT=%d PGUSER=%s PGPASSWORD=%s PGDATABASE=%s\n",
 			t.env.Host, t.env.Port, t.env.User, t.env.Password, shellQuote(t.env.Database))
@@ -189,16 +190,9 @@ func connectRun(ctx context.Context, opts *connectOptions) error {
 		err = nil
 	}
 	if err == nil {
-		fmt.Fprintf(opts.IO.ErrOut, "guardrun: tunnel closed · session %s recorded\n", shortID(s.id))
+		fmt.Fprintf(opts.IO.ErrOut, "guardrun: tunnel closed · session %s recorded\n", recorder.ShortID(s.id))
 	}
 	return err
-}
-
-func shortID(id string) string {
-	if len(id) > 8 {
-		return id[:8]
-	}
-	return id
 }
 
 func shellQuote(s string) string {

@@ -2,7 +2,6 @@ package cli_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -10,10 +9,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5"
-
-	"github.com/guardrun/guardrun/tunnel/pg/pgtest"
 )
 
 // TestApprovalsFromAnotherTerminalE2E is the unattended flow: a session
@@ -23,23 +18,10 @@ func TestApprovalsFromAnotherTerminalE2E(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end")
 	}
-	srv := pgtest.Start(t)
-	srv.CreateUser(t, "app", "app-secret")
-	srv.CreateDB(t, "app", "app")
-	dsn := srv.DSN("app", "app-secret", "app")
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "create table t (id int); insert into t select generate_series(1, 4)"); err != nil {
-		t.Fatal(err)
-	}
+	dsn, conn := appDB(t, "create table t (id int); insert into t select generate_series(1, 4)")
 	bin := filepath.Join(guardrunBin(t), "guardrun")
 	work := t.TempDir()
-	env := append(os.Environ(), "HOME="+work, "XDG_CONFIG_HOME="+work+"/config", "XDG_DATA_HOME="+work+"/data",
-		"XDG_STATE_HOME="+work+"/state", "XDG_RUNTIME_DIR="+work+"/run", "GUARDRUN_KEYRING=file", "DATABASE_URL="+dsn)
+	env := isolatedEnv(work, "DATABASE_URL="+dsn)
 	command := func(args ...string) *exec.Cmd {
 		c := exec.Command(bin, args...)
 		c.Env, c.Dir = env, work
@@ -91,9 +73,8 @@ func TestApprovalsFromAnotherTerminalE2E(t *testing.T) {
 		session.Process.Kill()
 		t.Fatalf("the held statement never showed in guardrun approvals; session said:\n%s", sessOut.String())
 	}
-	var n int
-	if err := conn.QueryRow(ctx, "select count(*) from t").Scan(&n); err != nil || n != 4 {
-		t.Fatalf("before the answer: %d rows, %v", n, err)
+	if n := countRows(t, conn, "t"); n != 4 {
+		t.Fatalf("before the answer: %d rows", n)
 	}
 	if out, err := command("approvals", "approve", id).CombinedOutput(); err != nil {
 		t.Fatalf("approvals approve %s: %v\n%s", id, err, out)
@@ -109,7 +90,7 @@ func TestApprovalsFromAnotherTerminalE2E(t *testing.T) {
 	if !strings.Contains(sessOut.String(), "DELETE 4") {
 		t.Errorf("psql did not run the delete:\n%s", sessOut.String())
 	}
-	if err := conn.QueryRow(ctx, "select count(*) from t").Scan(&n); err != nil || n != 0 {
-		t.Fatalf("after the approval: %d rows, %v", n, err)
+	if n := countRows(t, conn, "t"); n != 0 {
+		t.Fatalf("after the approval: %d rows", n)
 	}
 }

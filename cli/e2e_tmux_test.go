@@ -1,7 +1,6 @@
 package cli_test
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -9,26 +8,7 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5"
-
-	"github.com/guardrun/guardrun/tunnel/pg/pgtest"
 )
-
-// guardrunBin links the test binary as "guardrun" (TestMain dispatches on
-// the name) and returns the directory to put on PATH.
-func guardrunBin(t testing.TB) string {
-	t.Helper()
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	if err := os.Symlink(exe, filepath.Join(dir, "guardrun")); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
 
 type tmux struct {
 	t      *testing.T
@@ -89,26 +69,8 @@ func TestAgentInlineApprovalE2E(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end")
 	}
-	srv := pgtest.Start(t)
-	srv.CreateUser(t, "app", "app-secret")
-	srv.CreateDB(t, "app", "app")
-	dsn := srv.DSN("app", "app-secret", "app")
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, `create table orders (id int); insert into orders select generate_series(1, 3); create table audit (id int); insert into audit values (1)`); err != nil {
-		t.Fatal(err)
-	}
-	count := func(table string) int {
-		var n int
-		if err := conn.QueryRow(ctx, "select count(*) from "+table).Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		return n
-	}
+	dsn, conn := appDB(t, `create table orders (id int); insert into orders select generate_series(1, 3); create table audit (id int); insert into audit values (1)`)
+	count := func(table string) int { return countRows(t, conn, table) }
 
 	bin := guardrunBin(t)
 	work := t.TempDir()

@@ -8,6 +8,9 @@ import (
 	"slices"
 	"sort"
 	"strings"
+
+	"github.com/guardrun/guardrun/policy"
+	"github.com/guardrun/guardrun/recorder"
 )
 
 // runOptions are the inputs of `guardrun [flags] -- AGENT [ARGS]`.
@@ -54,9 +57,8 @@ func agentRun(ctx context.Context, opts *runOptions) error {
 	if err != nil {
 		return err
 	}
-	_, polDesc, _ := loadPolicy(cfg)
 	w := opts.IO.ErrOut
-	fmt.Fprintf(w, "guardrun: session %s · %s · policy %s · recording\n", shortID(s.id), whoLabel(s.identity.Email, s.identity.Name, s.identity.Subject, s.identity.Verified), polDesc)
+	fmt.Fprintf(w, "guardrun: session %s · %s · policy %s · recording\n", recorder.ShortID(s.id), whoLabel(s.identity), s.polDesc)
 	for _, t := range s.tunnels {
 		vars := append([]string{}, t.env.Env...)
 		if t.env.Default {
@@ -91,15 +93,9 @@ func agentRun(ctx context.Context, opts *runOptions) error {
 	return nil
 }
 
-func whoLabel(email, name, subject string, verified bool) string {
-	w := email
-	if w == "" {
-		w = name
-	}
-	if w == "" {
-		w = subject
-	}
-	if !verified {
+func whoLabel(id policy.Identity) string {
+	w := id.Who()
+	if !id.Verified {
 		w += " (local, unverified)"
 	}
 	return w

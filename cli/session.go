@@ -45,6 +45,7 @@ type session struct {
 	id       string
 	identity policy.Identity
 	pol      *policy.Policy
+	polDesc  string // "guardrun.yaml (baseline + 4 rules)"
 	rec      *recorder.Session
 	broker   *tunnel.Broker
 	secrets  *auth.SecretStore
@@ -207,7 +208,7 @@ func startSession(ctx context.Context, f *Factory, cfg *Config, o sessionOptions
 	if err != nil {
 		return nil, err
 	}
-	s.pol = pol
+	s.pol, s.polDesc = pol, polDesc
 	masker, err := newMasker(cfg, pol)
 	if err != nil {
 		return nil, err
@@ -306,7 +307,7 @@ func startSession(ctx context.Context, f *Factory, cfg *Config, o sessionOptions
 
 	// The control socket lets `guardrun approvals` answer from elsewhere.
 	s.socket = control.SocketPath(f.Paths().Runtime, s.id)
-	srv, err := control.Listen(s.socket, s.broker, control.SessionInfo{ID: s.id, Agent: o.Agent, User: who(s.identity), Started: time.Now(), PID: os.Getpid()}, s.logger)
+	srv, err := control.Listen(s.socket, s.broker, control.SessionInfo{ID: s.id, Agent: o.Agent, User: s.identity.Who(), Started: time.Now(), PID: os.Getpid()}, s.logger)
 	if err != nil {
 		f.warn(fmt.Errorf("approvals from another terminal are unavailable: %v", err))
 		s.socket = ""
@@ -342,16 +343,6 @@ func methodOf(id policy.Identity) string {
 		return "sso"
 	}
 	return "local"
-}
-
-func who(id policy.Identity) string {
-	switch {
-	case id.Email != "":
-		return id.Email
-	case id.Name != "":
-		return id.Name
-	}
-	return id.Subject
 }
 
 func (s *session) record(ev recorder.Event) {

@@ -176,7 +176,7 @@ func (p *Policy) Evaluate(in Input) Decision {
 	}
 	best := Allow
 	for _, h := range hits {
-		if rank(h.r.Action) > rank(best) {
+		if h.r.Action.Rank() > best.Rank() {
 			best = h.r.Action
 		}
 	}
@@ -204,15 +204,6 @@ func (p *Policy) Evaluate(in Input) Decision {
 	return d
 }
 
-func rank(a Action) int {
-	switch a {
-	case Deny:
-		return 2
-	case Approve:
-		return 1
-	}
-	return 0
-}
 
 // evaluation carries one statement through the rules; the CEL activation
 // is built once, on first use.

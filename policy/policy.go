@@ -19,6 +19,18 @@ const (
 	Deny    Action = "deny"
 )
 
+// Rank orders actions by how restrictive they are: allow 0, approve 1,
+// deny 2.
+func (a Action) Rank() int {
+	switch a {
+	case Deny:
+		return 2
+	case Approve:
+		return 1
+	}
+	return 0
+}
+
 // Identity is who runs the session.
 type Identity struct {
 	Issuer   string   `json:"issuer,omitempty"`
@@ -27,6 +39,17 @@ type Identity struct {
 	Name     string   `json:"name,omitempty"`
 	Groups   []string `json:"groups,omitempty"`
 	Verified bool     `json:"verified"` // true only when SSO verified it
+}
+
+// Who is the shortest useful name for the identity: email, name, subject.
+func (i Identity) Who() string {
+	switch {
+	case i.Email != "":
+		return i.Email
+	case i.Name != "":
+		return i.Name
+	}
+	return i.Subject
 }
 
 // Input is one statement to judge.

@@ -124,6 +124,9 @@ func TestBundleTamperingIsDetected(t *testing.T) {
 func TestBundleVerifiesWithStandardTools(t *testing.T) {
 	for _, tool := range []string{"tar", "sha256sum", "openssl", "python3"} {
 		if _, err := exec.LookPath(tool); err != nil {
+			if os.Getenv("CI") == "true" {
+				t.Fatalf("%s is required under CI=true: %v", tool, err)
+			}
 			t.Skipf("%s not installed", tool)
 		}
 	}
@@ -187,6 +190,9 @@ func dedent(s string) string {
 
 func TestCastPlaysInAsciinema(t *testing.T) {
 	if _, err := exec.LookPath("asciinema"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("asciinema is required under CI=true: %v", err)
+		}
 		t.Skip("asciinema not installed (apt-get install asciinema)")
 	}
 	st := testStore(t, StoreOptions{})

@@ -94,7 +94,10 @@ func needTmux(t *testing.T) {
 		t.Skip("end-to-end test under tmux; skipped with -short")
 	}
 	if _, err := exec.LookPath("tmux"); err != nil {
-		t.Skip("tmux not installed")
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("tmux is required under CI=true: %v", err)
+		}
+		t.Skip("tmux not installed (apt-get install tmux)")
 	}
 }
 

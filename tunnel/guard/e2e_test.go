@@ -87,6 +87,12 @@ type stack struct {
 
 func startStack(t *testing.T, ap tunnel.Approver) *stack {
 	t.Helper()
+	return startStackWith(t, policy.Baseline(), ap)
+}
+
+// startStackWith is startStack with its own policy.
+func startStackWith(t *testing.T, judge guard.Judge, ap tunnel.Approver) *stack {
+	t.Helper()
 	srv := pgtest.Start(t)
 	srv.CreateUser(t, "owner", "owner-pw")
 	srv.CreateDB(t, "app", "owner")
@@ -100,7 +106,7 @@ func startStack(t *testing.T, ap tunnel.Approver) *stack {
 	t.Cleanup(cat.Close)
 	g := guard.New(guard.Options{
 		Connection: "app", Session: "test", Agent: "test", Identity: policy.Identity{Email: "jane@example.com"},
-		Judge: policy.Baseline(), Classifier: sql.NewClassifier(256), Approver: ap, Timeout: time.Minute,
+		Judge: judge, Classifier: sql.NewClassifier(256), Approver: ap, Timeout: time.Hour,
 		Masker: guard.PolicyMasker(m.ForConnection("app")), Recorder: rec, Catalog: cat,
 	})
 	cred := tunnel.NewCredential()
@@ -393,29 +399,14 @@ func TestApprovalTimeoutDenies(t *testing.T) {
 	sub := b.Subscribe() // someone could answer, but nobody does
 	defer sub.Close()
 	defer b.Close()
-	srv := pgtest.Start(t)
-	srv.CreateUser(t, "owner", "owner-pw")
-	srv.CreateDB(t, "app", "owner")
-	direct := srv.DSN("owner", "owner-pw", "app")
 	pol, err := policy.LoadFile("guardrun.yaml", []byte("policy:\n  approval_timeout: 1s\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := guard.New(guard.Options{Connection: "app", Judge: pol, Classifier: sql.NewClassifier(16), Approver: b, Timeout: time.Hour})
-	cred := tunnel.NewCredential()
-	p, err := pg.NewProxy(pg.Config{Upstream: direct, User: cred.User, Password: cred.Password, Hooks: g})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, _ := tunnel.Listen("127.0.0.1:0")
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- p.Serve(ctx, ln) }()
-	defer func() { cancel(); <-served }()
-
-	owner := connect(t, direct)
+	s := startStackWith(t, pol, b)
+	owner := connect(t, s.direct)
 	exec(t, owner, "create table t (id int); insert into t values (1)")
-	c := connect(t, fmt.Sprintf("postgres://%s:%s@%s/app?sslmode=disable", cred.User, cred.Password, ln.Addr()))
+	c := connect(t, s.dsn)
 	start := time.Now()
 	_, err = c.Exec(context.Background(), "truncate t")
 	if err == nil || !strings.Contains(err.Error(), "no one approved within") {

@@ -232,7 +232,7 @@ func (c *connGuard) Inspect(ctx context.Context, q pg.Query) pg.Verdict {
 		d := g.o.Judge.Evaluate(policy.Input{Connection: g.o.Connection, ConnType: g.o.ConnType, Identity: g.o.Identity, Statement: judged})
 		decisions[i] = d
 		masked[i] = g.maskText(st.Text)
-		if worst < 0 || rank(d.Action) > rank(decisions[worst].Action) {
+		if worst < 0 || d.Action.Rank() > decisions[worst].Action.Rank() {
 			worst = i
 		}
 		if err := g.record(statementEvent(g.o.Connection, c.info.ID, q.Seq, i, masked[i], judged, d, protocol)); err != nil {
@@ -244,7 +244,10 @@ func (c *connGuard) Inspect(ctx context.Context, q pg.Query) pg.Verdict {
 		}
 	}
 	d := decisions[worst]
-	oneLine := strings.Join(masked, "; ")
+	var oneLine string // the live log's line; built only for a live log
+	if g.o.OnActivity != nil {
+		oneLine = strings.Join(masked, "; ")
+	}
 	if g.o.Masker != nil {
 		for _, st := range stmts {
 			if st.Kind == "copy" && binaryCopyOut(st.Text) {
@@ -387,7 +390,7 @@ func (c *connGuard) request(q pg.Query, stmts []sql.Statement, ds []policy.Decis
 		Agent:      g.o.Agent,
 		Connection: g.o.Connection,
 		ConnType:   g.o.ConnType,
-		User:       who(g.o.Identity),
+		User:       g.o.Identity.Who(),
 		SQL:        strings.Join(masked, ";\n"),
 		Summary:    without(dedupe(summary), reasons),
 		Rule:       ds[worst].Rule,
@@ -396,16 +399,6 @@ func (c *connGuard) request(q pg.Query, stmts []sql.Statement, ds []policy.Decis
 		Asked:      now,
 		Deadline:   now.Add(timeout),
 	}
-}
-
-func who(id policy.Identity) string {
-	switch {
-	case id.Email != "":
-		return id.Email
-	case id.Name != "":
-		return id.Name
-	}
-	return id.Subject
 }
 
 // without drops the lines of in that also appear in drop (a summary line
@@ -437,16 +430,6 @@ func dedupe(in []string) []string {
 		}
 	}
 	return out
-}
-
-func rank(a policy.Action) int {
-	switch a {
-	case policy.Deny:
-		return 2
-	case policy.Approve:
-		return 1
-	}
-	return 0
 }
 
 func reasonOf(d policy.Decision) string {

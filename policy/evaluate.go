@@ -204,7 +204,6 @@ func (p *Policy) Evaluate(in Input) Decision {
 	return d
 }
 
-
 // evaluation carries one statement through the rules; the CEL activation
 // is built once, on first use.
 type evaluation struct {
